@@ -1,0 +1,27 @@
+"""zarrsync: a fast, faithful Zarr v3 implementation with Cython kernels.
+
+The public API is fixed; see ``docs/`` and ``API.md``.
+"""
+
+from . import codecs, errors, metadata, storage
+from .array import Array
+from .errors import (ArrayToBytesInvariant, BytesToBytesInvariant, CannotRenameRoot,
+                     ChecksumMismatch, CodecError, InvalidArraySlice, InvalidCodecOrdering,
+                     InvalidDataType, InvalidResizeShape, InvalidShardingChunkShape,
+                     InvalidTransposeOrder, InvalidZstdLevel, KeyNotFound, NodeExists,
+                     NodeInvariant, ParseError, ZarrSyncError)
+from .metadata import ArrayMetadata, GroupMetadata
+from .nodes import ArrayNode, GroupNode
+from .storage import MemoryStore, Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Array", "ArrayMetadata", "GroupMetadata", "ArrayNode", "GroupNode",
+    "MemoryStore", "Store", "codecs", "errors", "metadata", "storage",
+    "ZarrSyncError", "KeyNotFound", "ParseError", "InvalidArraySlice", "InvalidDataType",
+    "InvalidResizeShape", "NodeInvariant", "CannotRenameRoot", "NodeExists", "CodecError",
+    "ArrayToBytesInvariant", "BytesToBytesInvariant", "InvalidCodecOrdering",
+    "InvalidTransposeOrder", "InvalidShardingChunkShape", "InvalidZstdLevel",
+    "ChecksumMismatch",
+]

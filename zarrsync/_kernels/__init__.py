@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython). They import only libc/cpython, never zarrsync."""

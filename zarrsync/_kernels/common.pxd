@@ -1,0 +1,39 @@
+# Shared inline helpers for the zarrsync kernels.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+# One fused word type: byte-moving kernels dispatch on itemsize and move
+# whole words, never per-dtype code.
+ctypedef fused word_t:
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
+
+# The deepest array any kernel accepts (NumPy's own limit is 64).
+cdef enum:
+    MAX_NDIM = 64
+
+cdef inline Py_ssize_t ceildiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # a >= 0, b > 0 (setup.py turns on cdivision: C truncation, not floor).
+    return (a + b - 1) // b
+
+cdef inline void store_le32(uint8_t* p, uint32_t v) noexcept nogil:
+    p[0] = v & 0xff
+    p[1] = (v >> 8) & 0xff
+    p[2] = (v >> 16) & 0xff
+    p[3] = (v >> 24) & 0xff
+
+cdef inline uint32_t load_le32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+cdef inline void store_le64(uint8_t* p, uint64_t v) noexcept nogil:
+    cdef int i
+    for i in range(8):
+        p[i] = (v >> (8 * i)) & 0xff
+
+cdef inline uint64_t load_le64(const uint8_t* p) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(8):
+        v |= (<uint64_t>p[i]) << (8 * i)
+    return v

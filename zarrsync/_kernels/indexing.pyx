@@ -1,0 +1,354 @@
+"""Selection-to-chunk intersection over a regular chunk grid.
+
+Compiled because a read or write must find, for every chunk it touches,
+the chunk's coordinates and the matching regions inside the chunk and the
+output, and then move the elements between them; doing this per chunk (or
+per element) in Python is what makes small-chunk workloads slow.
+
+Model (after zarr-python's per-axis indexers): each axis is intersected
+with the grid on its own, giving "groups" (one per chunk touched along the
+axis); the chunks of a call are the Cartesian product of the groups, in C
+order. Callers guarantee that selections are normalised and in bounds:
+a slice as ``(start, step, count)`` with ``step >= 1`` and every element in
+``[0, shape)``, or an int64 array of in-bounds indices.
+"""
+
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memset
+from libc.stdint cimport uint8_t, int64_t
+from cpython.buffer cimport PyBuffer_Release
+
+from zarrsync._kernels.common cimport MAX_NDIM, ceildiv
+from zarrsync._kernels.copy cimport copy_nd, get_strided_buffer
+
+
+cdef class ChunkPlan:
+    """Every chunk a selection touches, and how to move data to and from it.
+
+    Parameters
+    ----------
+    shape, chunk_shape : sequence of int
+        The array shape and the regular chunk shape (same rank).
+    axes : sequence
+        Per axis, a ``(start, step, count)`` tuple or a 1-D int64 array.
+
+    The plan is immutable once built, so several threads may call
+    ``gather``/``scatter`` on it at once (each call uses its own scratch).
+    """
+    cdef readonly int ndim
+    cdef readonly Py_ssize_t nchunks
+    cdef Py_ssize_t shape[MAX_NDIM]
+    cdef Py_ssize_t chunk_shape[MAX_NDIM]
+    cdef Py_ssize_t sel_shape[MAX_NDIM]
+    cdef Py_ssize_t ngroups[MAX_NDIM]
+    cdef Py_ssize_t grp_base[MAX_NDIM]
+    # Per group (all axes concatenated):
+    cdef Py_ssize_t* g_chunk
+    cdef Py_ssize_t* g_count
+    cdef Py_ssize_t* g_in_first
+    cdef Py_ssize_t* g_in_step
+    cdef Py_ssize_t* g_out_first
+    cdef Py_ssize_t* g_explicit    # start into ex_in/ex_out, or -1 if arithmetic
+    cdef uint8_t* g_complete
+    # Explicit (integer-list) positions, sorted by chunk, all axes concatenated:
+    cdef Py_ssize_t* ex_in
+    cdef Py_ssize_t* ex_out
+    cdef Py_ssize_t max_count       # largest group count on any axis (scratch sizing)
+
+    def __cinit__(self):
+        self.g_chunk = NULL
+        self.ex_in = NULL
+
+    def __dealloc__(self):
+        free(self.g_chunk)
+        free(self.ex_in)
+
+    def __init__(self, shape, chunk_shape, axes):
+        cdef int d, ndim = len(shape)
+        cdef Py_ssize_t total_groups = 0, total_explicit = 0, bound, nch
+        cdef Py_ssize_t[:] idx_view
+        if ndim > MAX_NDIM:
+            raise ValueError(f"rank {ndim} exceeds the supported {MAX_NDIM}")
+        if len(chunk_shape) != ndim or len(axes) != ndim:
+            raise ValueError("shape, chunk_shape and axes must have the same length")
+        self.ndim = ndim
+        for d in range(ndim):
+            self.shape[d] = shape[d]
+            self.chunk_shape[d] = chunk_shape[d]
+            if self.chunk_shape[d] <= 0 or self.shape[d] < 0:
+                raise ValueError("chunk sizes must be positive and shape non-negative")
+        # Upper bounds on groups, to allocate once.
+        for d in range(ndim):
+            ax = axes[d]
+            nch = ceildiv(self.shape[d], self.chunk_shape[d])
+            if isinstance(ax, tuple):
+                count = ax[2]
+                self.sel_shape[d] = count
+            else:
+                count = len(ax)
+                self.sel_shape[d] = count
+                total_explicit += count
+            bound = min(count, nch)
+            self.grp_base[d] = total_groups
+            total_groups += bound
+        cdef Py_ssize_t G = total_groups + 1
+        self.g_chunk = <Py_ssize_t*>malloc(6 * G * sizeof(Py_ssize_t) + G)
+        self.ex_in = <Py_ssize_t*>malloc((2 * total_explicit + 1) * sizeof(Py_ssize_t))
+        if self.g_chunk == NULL or self.ex_in == NULL:
+            raise MemoryError()
+        self.g_count = self.g_chunk + G
+        self.g_in_first = self.g_chunk + 2 * G
+        self.g_in_step = self.g_chunk + 3 * G
+        self.g_out_first = self.g_chunk + 4 * G
+        self.g_explicit = self.g_chunk + 5 * G
+        self.g_complete = <uint8_t*>(self.g_chunk + 6 * G)
+        self.ex_out = self.ex_in + total_explicit
+
+        cdef Py_ssize_t ex_pos = 0
+        self.max_count = 1
+        self.nchunks = 1
+        for d in range(ndim):
+            ax = axes[d]
+            if isinstance(ax, tuple):
+                self.ngroups[d] = self._group_slice(d, ax[0], ax[1], ax[2])
+            else:
+                self.ngroups[d] = self._group_explicit(d, ax, ex_pos)
+                ex_pos += len(ax)
+            self.nchunks *= self.ngroups[d]
+
+    cdef Py_ssize_t _group_slice(self, int d, Py_ssize_t start, Py_ssize_t step,
+                                 Py_ssize_t count) except -1:
+        cdef Py_ssize_t cl = self.chunk_shape[d], j = 0, j1, x, c, valid, n
+        cdef Py_ssize_t g = self.grp_base[d], ng = 0
+        if step < 1:
+            raise ValueError("slice step must be >= 1")
+        if count > 0 and (start < 0 or start + (count - 1) * step >= self.shape[d]):
+            raise ValueError("slice out of bounds")
+        while j < count:
+            x = start + j * step
+            c = x // cl
+            j1 = ceildiv((c + 1) * cl - start, step)
+            if j1 > count:
+                j1 = count
+            n = j1 - j
+            valid = min(cl, self.shape[d] - c * cl)
+            self.g_chunk[g] = c
+            self.g_count[g] = n
+            self.g_in_first[g] = x - c * cl
+            self.g_in_step[g] = step
+            self.g_out_first[g] = j
+            self.g_explicit[g] = -1
+            self.g_complete[g] = (x - c * cl == 0 and n == valid and (step == 1 or n == 1))
+            if n > self.max_count:
+                self.max_count = n
+            g += 1
+            ng += 1
+            j = j1
+        return ng
+
+    cdef Py_ssize_t _group_explicit(self, int d, object indices, Py_ssize_t ex_pos) except -1:
+        cdef const int64_t[::1] idx = indices
+        cdef Py_ssize_t m = idx.shape[0], k, c, cl = self.chunk_shape[d]
+        cdef Py_ssize_t nch = ceildiv(self.shape[d], cl)
+        cdef Py_ssize_t g = self.grp_base[d], ng = 0, start, valid, distinct, e
+        cdef Py_ssize_t* counts = NULL
+        cdef uint8_t* seen = NULL
+        cdef Py_ssize_t* ex_in = self.ex_in + ex_pos
+        cdef Py_ssize_t* ex_out = self.ex_out + ex_pos
+        for k in range(m):
+            if idx[k] < 0 or idx[k] >= self.shape[d]:
+                raise ValueError("index out of bounds")
+        if m == 0:
+            return 0
+        # Stable counting sort of positions by chunk: O(m + chunks on the axis).
+        counts = <Py_ssize_t*>calloc(nch + 1, sizeof(Py_ssize_t))
+        seen = <uint8_t*>calloc(cl, 1)
+        if counts == NULL or seen == NULL:
+            free(counts)
+            free(seen)
+            raise MemoryError()
+        try:
+            for k in range(m):
+                counts[idx[k] // cl + 1] += 1
+            for c in range(nch):
+                counts[c + 1] += counts[c]
+            for k in range(m):
+                c = idx[k] // cl
+                ex_in[counts[c]] = idx[k] - c * cl
+                ex_out[counts[c]] = k
+                counts[c] += 1
+            # counts[c] is now the end of chunk c's run.
+            start = 0
+            for c in range(nch):
+                if counts[c] == start:
+                    continue
+                valid = min(cl, self.shape[d] - c * cl)
+                distinct = 0
+                for e in range(start, counts[c]):
+                    if not seen[ex_in[e]]:
+                        seen[ex_in[e]] = 1
+                        distinct += 1
+                for e in range(start, counts[c]):
+                    seen[ex_in[e]] = 0
+                self.g_chunk[g] = c
+                self.g_count[g] = counts[c] - start
+                self.g_in_first[g] = 0
+                self.g_in_step[g] = 0
+                self.g_out_first[g] = 0
+                self.g_explicit[g] = ex_pos + start
+                self.g_complete[g] = distinct == valid
+                if counts[c] - start > self.max_count:
+                    self.max_count = counts[c] - start
+                g += 1
+                ng += 1
+                start = counts[c]
+        finally:
+            free(counts)
+            free(seen)
+        return ng
+
+    cdef inline void _groups_of(self, Py_ssize_t i, Py_ssize_t* groups) noexcept nogil:
+        cdef int d
+        for d in range(self.ndim - 1, -1, -1):
+            groups[d] = self.grp_base[d] + i % self.ngroups[d]
+            i //= self.ngroups[d]
+
+    @property
+    def selection_shape(self):
+        """The full-rank shape of the selection (int-selected axes have length 1)."""
+        return tuple(self.sel_shape[d] for d in range(self.ndim))
+
+    def chunk_coords(self, Py_ssize_t i):
+        """The grid coordinates of chunk ``i`` of the plan."""
+        cdef Py_ssize_t groups[MAX_NDIM]
+        self._check(i)
+        self._groups_of(i, groups)
+        return tuple(self.g_chunk[groups[d]] for d in range(self.ndim))
+
+    def is_complete(self, Py_ssize_t i):
+        """True if the selection covers every in-bounds element of chunk ``i``."""
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef int d
+        self._check(i)
+        self._groups_of(i, groups)
+        for d in range(self.ndim):
+            if not self.g_complete[groups[d]]:
+                return False
+        return True
+
+    def complete_flags(self):
+        """A list of ``is_complete(i)`` for every chunk, in plan order."""
+        return [self.is_complete(i) for i in range(self.nchunks)]
+
+    def chunk_keys(self, str prefix, str separator, bint v2):
+        """Store keys of every chunk, in plan order.
+
+        ``default`` encoding: ``prefix + "c" + sep + "1" + sep + "2"`` ("c"
+        alone for rank 0); ``v2``: ``prefix + "1" + sep + "2"`` ("0" for rank 0).
+        https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#chunk-key-encoding
+        """
+        cdef Py_ssize_t i
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef int d
+        keys = []
+        head = prefix if v2 else prefix + "c"
+        if self.ndim == 0:
+            return [prefix + ("0" if v2 else "c")] * self.nchunks
+        for i in range(self.nchunks):
+            self._groups_of(i, groups)
+            parts = [str(self.g_chunk[groups[d]]) for d in range(self.ndim)]
+            if v2:
+                keys.append(head + separator.join(parts))
+            else:
+                keys.append(head + separator + separator.join(parts))
+        return keys
+
+    cdef int _check(self, Py_ssize_t i) except -1:
+        if i < 0 or i >= self.nchunks:
+            raise IndexError(f"chunk {i} is not in a plan of {self.nchunks} chunks")
+        return 0
+
+    cdef void _offsets(self, Py_ssize_t* groups, int d, bint chunk_side,
+                       Py_ssize_t stride, Py_ssize_t* out) noexcept nogil:
+        # Byte offsets along axis d of one group, on the chunk side (in-chunk
+        # positions) or the selection side (output positions).
+        cdef Py_ssize_t g = groups[d], k, n = self.g_count[g], e = self.g_explicit[g]
+        if e >= 0:
+            if chunk_side:
+                for k in range(n):
+                    out[k] = self.ex_in[e + k] * stride
+            else:
+                for k in range(n):
+                    out[k] = self.ex_out[e + k] * stride
+        elif chunk_side:
+            for k in range(n):
+                out[k] = (self.g_in_first[g] + k * self.g_in_step[g]) * stride
+        else:
+            for k in range(n):
+                out[k] = (self.g_out_first[g] + k) * stride
+
+    cdef int _move(self, Py_ssize_t i, object src, object dst, bint src_is_chunk) except -1:
+        cdef Py_buffer sv, dv
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t counts[MAX_NDIM]
+        cdef const Py_ssize_t* soff[MAX_NDIM]
+        cdef const Py_ssize_t* doff[MAX_NDIM]
+        cdef Py_ssize_t* scratch = NULL
+        cdef int d, ndim = self.ndim
+        cdef Py_ssize_t pos = 0, total = 0
+        self._check(i)
+        get_strided_buffer(src, &sv, False)
+        try:
+            get_strided_buffer(dst, &dv, True)
+            try:
+                self._check_operand(&sv, src_is_chunk, "source")
+                self._check_operand(&dv, not src_is_chunk, "destination")
+                if sv.itemsize != dv.itemsize:
+                    raise ValueError(f"itemsize mismatch: {sv.itemsize} vs {dv.itemsize}")
+                self._groups_of(i, groups)
+                for d in range(ndim):
+                    counts[d] = self.g_count[groups[d]]
+                    total += counts[d]
+                scratch = <Py_ssize_t*>malloc((2 * total + 1) * sizeof(Py_ssize_t))
+                if scratch == NULL:
+                    raise MemoryError()
+                with nogil:
+                    for d in range(ndim):
+                        soff[d] = scratch + pos
+                        doff[d] = scratch + total + pos
+                        self._offsets(groups, d, src_is_chunk, sv.strides[d], scratch + pos)
+                        self._offsets(groups, d, not src_is_chunk, dv.strides[d],
+                                      scratch + total + pos)
+                        pos += counts[d]
+                    copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff,
+                            sv.itemsize)
+            finally:
+                PyBuffer_Release(&dv)
+        finally:
+            PyBuffer_Release(&sv)
+            free(scratch)
+        return 0
+
+    cdef int _check_operand(self, Py_buffer* v, bint is_chunk, str role) except -1:
+        cdef int d
+        if v.ndim != self.ndim:
+            raise ValueError(f"{role} has rank {v.ndim}, the plan has rank {self.ndim}")
+        for d in range(self.ndim):
+            expected = self.chunk_shape[d] if is_chunk else self.sel_shape[d]
+            if v.shape[d] != expected:
+                raise ValueError(f"{role} has length {v.shape[d]} on axis {d}, "
+                                 f"expected {expected}")
+        return 0
+
+    def gather(self, Py_ssize_t i, chunk, out):
+        """Copy chunk ``i``'s selected elements from ``chunk`` into ``out``.
+
+        ``chunk`` has the chunk shape (any strides: a transposed or broadcast
+        view is fine); ``out`` is writable with the selection shape.
+        """
+        self._move(i, chunk, out, True)
+
+    def scatter(self, Py_ssize_t i, value, chunk):
+        """Copy the elements of ``value`` (selection shape, any strides) that
+        fall in chunk ``i`` into the writable ``chunk``."""
+        self._move(i, value, chunk, False)

@@ -1,0 +1,183 @@
+"""Codec base classes and the codec chain of one array.
+
+A chain is array->array codecs, then exactly one array->bytes codec, then
+bytes->bytes codecs (https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#codecs).
+Codec objects hold configuration only, never state shared between calls, so
+one chain can encode and decode many chunks from many threads at once.
+"""
+
+import numpy as np
+
+from ..errors import (ArrayToBytesInvariant, CodecError, InvalidCodecOrdering,
+                      ZarrSyncError)
+
+__all__ = ["Codec", "ArrayToArrayCodec", "ArrayToBytesCodec", "BytesToBytesCodec",
+           "CodecChain"]
+
+
+class Codec:
+    """A Zarr v3 codec: a name, a configuration, and encode/decode."""
+
+    #: The spec's codec name, as in ``{"name": ...}``.
+    name = None
+
+    @classmethod
+    def from_config(cls, configuration):
+        """Build the codec from the ``configuration`` object of its JSON form."""
+        raise NotImplementedError
+
+    def to_dict(self):
+        """The JSON form of the codec, as zarr-python writes it."""
+        raise NotImplementedError
+
+    def evolve(self, dtype, chunk_shape):
+        """This codec adjusted and validated for ``dtype`` and ``chunk_shape``."""
+        return self
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(repr(self.to_dict()))
+
+    def __repr__(self):
+        config = self.to_dict().get("configuration", {})
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        return f"{type(self).__name__}({args})"
+
+
+class ArrayToArrayCodec(Codec):
+    """Maps an array to another array (e.g. ``transpose``)."""
+
+    def resolve_shape(self, shape):
+        """The shape of the encoded array for an input of ``shape``."""
+        return tuple(shape)
+
+    def encode(self, array):
+        raise NotImplementedError
+
+    def decode(self, array):
+        raise NotImplementedError
+
+
+class ArrayToBytesCodec(Codec):
+    """Serialises an array to bytes (e.g. ``bytes``)."""
+
+    def encode(self, array):
+        """Bytes (or a bytes-like object) holding ``array``."""
+        raise NotImplementedError
+
+    def decode(self, data, shape, dtype):
+        """An array of ``shape`` and ``dtype`` from ``data`` (may be read-only)."""
+        raise NotImplementedError
+
+    def encoded_size(self, shape, dtype):
+        """The encoded size in bytes, or ``None`` if it depends on the data."""
+        return None
+
+
+class BytesToBytesCodec(Codec):
+    """Maps bytes to bytes (compression, checksums)."""
+
+    def encode(self, data):
+        raise NotImplementedError
+
+    def decode(self, data, size_hint=None):
+        """Decode ``data``; ``size_hint`` is the decoded size when known."""
+        raise NotImplementedError
+
+    def size_after_encode(self, size):
+        """The encoded size for ``size`` input bytes, if fixed, else ``None``."""
+        return None
+
+
+def check_chain_order(codecs):
+    """Raise the API errors for a chain that is not array->array*, array->bytes, bytes->bytes*."""
+    n_array_bytes = sum(isinstance(c, ArrayToBytesCodec) for c in codecs)
+    if n_array_bytes != 1:
+        raise ArrayToBytesInvariant(
+            f"a codec chain needs exactly one array->bytes codec, got {n_array_bytes} "
+            f"in {[c.name for c in codecs]}")
+    phase = 0  # 0: array->array, 1: after array->bytes
+    for c in codecs:
+        if isinstance(c, ArrayToArrayCodec):
+            if phase != 0:
+                raise InvalidCodecOrdering(
+                    f"array->array codec {c.name!r} after the array->bytes codec")
+        elif isinstance(c, ArrayToBytesCodec):
+            phase = 1
+        elif isinstance(c, BytesToBytesCodec):
+            if phase != 1:
+                raise InvalidCodecOrdering(
+                    f"bytes->bytes codec {c.name!r} before the array->bytes codec")
+        else:
+            raise CodecError(f"not a codec: {c!r}")
+
+
+class CodecChain:
+    """The codecs of one array, resolved for its data type and chunk shape.
+
+    Parameters
+    ----------
+    codecs : sequence of Codec
+    dtype : numpy.dtype
+    chunk_shape : tuple of int
+    """
+
+    def __init__(self, codecs, dtype, chunk_shape):
+        codecs = list(codecs)
+        check_chain_order(codecs)
+        self.dtype = np.dtype(dtype)
+        self.chunk_shape = tuple(chunk_shape)
+        shape = self.chunk_shape
+        evolved = []
+        array_array = []
+        for c in codecs:
+            c = c.evolve(self.dtype, shape)
+            evolved.append(c)
+            if isinstance(c, ArrayToArrayCodec):
+                array_array.append(c)
+                shape = c.resolve_shape(shape)
+            elif isinstance(c, ArrayToBytesCodec):
+                self.array_bytes = c
+        self.codecs = tuple(evolved)
+        self.array_array = tuple(array_array)
+        self.bytes_bytes = tuple(c for c in evolved if isinstance(c, BytesToBytesCodec))
+        #: The shape the array->bytes codec sees (after every array->array codec).
+        self.encoded_shape = shape
+        self._decoded_size = self.array_bytes.encoded_size(shape, self.dtype)
+
+    def encode(self, chunk):
+        """Encode one chunk (an array of the chunk shape) to ``bytes``."""
+        for c in self.array_array:
+            chunk = c.encode(chunk)
+        data = self.array_bytes.encode(chunk)
+        for c in self.bytes_bytes:
+            data = c.encode(data)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def decode(self, data, key=""):
+        """Decode the stored ``data`` of chunk ``key`` to an array of the chunk shape.
+
+        The result may be a read-only or strided view; copy it before
+        modifying. Any failure raises a ``CodecError`` naming ``key``.
+        """
+        try:
+            sizes = [self._decoded_size]
+            for c in self.bytes_bytes[:-1]:
+                sizes.append(None if sizes[-1] is None else c.size_after_encode(sizes[-1]))
+            for c, size in zip(reversed(self.bytes_bytes), reversed(sizes)):
+                data = c.decode(data, size)
+            chunk = self.array_bytes.decode(data, self.encoded_shape, self.dtype)
+            for c in reversed(self.array_array):
+                chunk = c.decode(chunk)
+        except ZarrSyncError as e:
+            if key and key not in str(e):
+                raise type(e)(f"chunk {key!r}: {e}") from e
+            raise
+        except Exception as e:  # a codec library's own error: corrupt data
+            raise CodecError(f"chunk {key!r} could not be decoded: {e}") from e
+        return chunk
+
+    def to_dicts(self):
+        return [c.to_dict() for c in self.codecs]

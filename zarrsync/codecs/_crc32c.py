@@ -1,0 +1,41 @@
+"""The ``crc32c`` codec: a 4-byte little-endian CRC-32C after the data.
+
+https://zarr-specs.readthedocs.io/en/latest/v3/codecs/crc32c/index.html
+"""
+
+import crc32c as _crc32c_lib
+
+from .._kernels import transform
+from ..errors import ChecksumMismatch, CodecError
+from ._chain import BytesToBytesCodec
+
+
+class Crc32c(BytesToBytesCodec):
+    """Append a CRC-32C checksum on encode; verify and strip it on decode."""
+
+    name = "crc32c"
+
+    @classmethod
+    def from_config(cls, configuration):
+        if configuration:
+            raise CodecError(f"unknown crc32c configuration: {sorted(configuration)}")
+        return cls()
+
+    def to_dict(self):
+        return {"name": "crc32c"}
+
+    def size_after_encode(self, size):
+        return size + 4
+
+    def encode(self, data):
+        return transform.append_crc32c(data, _crc32c_lib.crc32c(data))
+
+    def decode(self, data, size_hint=None):
+        view = memoryview(data)
+        stored = transform.stored_crc32c(view)
+        payload = view[:-4]
+        actual = _crc32c_lib.crc32c(payload)
+        if actual != stored:
+            raise ChecksumMismatch(
+                f"crc32c mismatch: stored {stored:#010x}, computed {actual:#010x}")
+        return payload

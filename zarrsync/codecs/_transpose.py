@@ -1,0 +1,64 @@
+"""The ``transpose`` codec: permute the axes of a chunk.
+
+https://zarr-specs.readthedocs.io/en/latest/v3/codecs/transpose/index.html
+Encoding and decoding are views (no copy); the bytes codec (or the chunk
+copy kernels) move the elements once, in the permuted order.
+"""
+
+from ..errors import InvalidTransposeOrder
+from ._chain import ArrayToArrayCodec
+
+
+class Transpose(ArrayToArrayCodec):
+    """Permute chunk axes: encoded axis ``i`` is input axis ``order[i]``.
+
+    Parameters
+    ----------
+    order : sequence of int
+        A permutation of ``range(ndim)``.
+    """
+
+    name = "transpose"
+
+    def __init__(self, order):
+        if isinstance(order, (str, bytes)) or not hasattr(order, "__iter__"):
+            raise InvalidTransposeOrder(
+                f"transpose order must be a list of integers, got {order!r}")
+        order = tuple(order)
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in order):
+            raise InvalidTransposeOrder(f"transpose order must hold integers, got {order!r}")
+        if sorted(order) != list(range(len(order))):
+            raise InvalidTransposeOrder(
+                f"transpose order {list(order)} is not a permutation of 0..{len(order) - 1}")
+        self.order = order
+        self.inverse = tuple(order.index(i) for i in range(len(order)))
+
+    @classmethod
+    def from_config(cls, configuration):
+        configuration = dict(configuration or {})
+        if "order" not in configuration:
+            raise InvalidTransposeOrder("transpose codec needs an 'order'")
+        order = configuration.pop("order")
+        if configuration:
+            raise InvalidTransposeOrder(
+                f"unknown transpose configuration: {sorted(configuration)}")
+        return cls(order)
+
+    def to_dict(self):
+        return {"name": "transpose", "configuration": {"order": list(self.order)}}
+
+    def evolve(self, dtype, chunk_shape):
+        if len(self.order) != len(chunk_shape):
+            raise InvalidTransposeOrder(
+                f"transpose order {list(self.order)} has {len(self.order)} axes, "
+                f"the chunk has {len(chunk_shape)}")
+        return self
+
+    def resolve_shape(self, shape):
+        return tuple(shape[i] for i in self.order)
+
+    def encode(self, array):
+        return array.transpose(self.order)
+
+    def decode(self, array):
+        return array.transpose(self.inverse)

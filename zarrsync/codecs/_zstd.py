@@ -1,0 +1,88 @@
+"""The ``zstd`` codec, through the ``zstandard`` package.
+
+https://github.com/zarr-developers/zarr-extensions/tree/main/codecs/zstd
+A ``ZstdCompressor`` is not thread-safe, so each thread keeps its own.
+"""
+
+import threading
+
+import zstandard
+
+from ..errors import CodecError, InvalidZstdLevel
+from ._chain import BytesToBytesCodec
+
+MIN_LEVEL = -131072
+MAX_LEVEL = 22
+
+
+class Zstd(BytesToBytesCodec):
+    """Zstandard compression.
+
+    Parameters
+    ----------
+    level : int
+        -131072 to 22; 0 means zstd's default level (3).
+    checksum : bool
+        Write a content checksum into each frame.
+    """
+
+    name = "zstd"
+
+    def __init__(self, level=0, checksum=False):
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise InvalidZstdLevel(f"zstd level must be an integer, got {level!r}")
+        if not MIN_LEVEL <= level <= MAX_LEVEL:
+            raise InvalidZstdLevel(
+                f"zstd level must be in {MIN_LEVEL}..{MAX_LEVEL}, got {level}")
+        if not isinstance(checksum, bool):
+            raise CodecError(f"zstd checksum must be true or false, got {checksum!r}")
+        self.level = level
+        self.checksum = checksum
+        self._local = threading.local()
+
+    @classmethod
+    def from_config(cls, configuration):
+        configuration = dict(configuration or {})
+        level = configuration.pop("level", 0)
+        checksum = configuration.pop("checksum", False)
+        if configuration:
+            raise CodecError(f"unknown zstd configuration: {sorted(configuration)}")
+        return cls(level, checksum)
+
+    def to_dict(self):
+        return {"name": "zstd",
+                "configuration": {"level": self.level, "checksum": self.checksum}}
+
+    def _compressor(self):
+        c = getattr(self._local, "compressor", None)
+        if c is None:
+            c = zstandard.ZstdCompressor(level=self.level, write_checksum=self.checksum,
+                                         write_content_size=True)
+            self._local.compressor = c
+        return c
+
+    def _decompressor(self):
+        d = getattr(self._local, "decompressor", None)
+        if d is None:
+            d = zstandard.ZstdDecompressor()
+            self._local.decompressor = d
+        return d
+
+    def encode(self, data):
+        return self._compressor().compress(data)
+
+    def decode(self, data, size_hint=None):
+        dctx = self._decompressor()
+        try:
+            return dctx.decompress(data, max_output_size=size_hint or 0)
+        except zstandard.ZstdError as e:
+            if "could not determine content size" not in str(e):
+                raise CodecError(f"zstd: {e}") from e
+        # Frames written without a content size (streaming writers).
+        return dctx.decompressobj().decompress(data)
+
+    def __getstate__(self):
+        return {"level": self.level, "checksum": self.checksum}
+
+    def __setstate__(self, state):
+        self.__init__(state["level"], state["checksum"])

@@ -1,0 +1,157 @@
+"""Selections: normalise user indexing into per-axis selections for the kernels.
+
+A selection is a tuple of ``int``, ``slice`` (step >= 1), ``Ellipsis`` or a
+1-D integer (or boolean mask) list/array per axis; missing trailing axes
+mean the whole axis. Each axis becomes a ``(start, step, count)`` tuple or
+an int64 index array, which ``_kernels.indexing.ChunkPlan`` intersects with
+the chunk grid.
+"""
+
+import operator
+
+import numpy as np
+
+from ._kernels.indexing import ChunkPlan
+from .errors import InvalidArraySlice
+
+__all__ = ["Selection", "normalize_selection", "ChunkPlan"]
+
+
+class Selection:
+    """A normalised selection of an array of ``shape``.
+
+    Attributes
+    ----------
+    axes : list
+        Per axis, ``(start, step, count)`` or an int64 index array.
+    full_shape : tuple
+        The selection's shape with every axis kept (int axes have length 1).
+    out_shape : tuple
+        The shape NumPy gives the result (int axes dropped).
+    """
+
+    __slots__ = ("axes", "full_shape", "out_shape")
+
+    def __init__(self, axes, full_shape, out_shape):
+        self.axes = axes
+        self.full_shape = full_shape
+        self.out_shape = out_shape
+
+    def plan(self, shape, chunks):
+        return ChunkPlan(shape, chunks, self.axes)
+
+
+def _as_index(obj):
+    """An ``int`` for integer-like scalars (not bool), else None."""
+    if isinstance(obj, (bool, np.bool_)):
+        return None
+    try:
+        return operator.index(obj)
+    except TypeError:
+        return None
+
+
+def _expand(selection, ndim):
+    if not isinstance(selection, tuple):
+        selection = (selection,)
+    n_ellipsis = sum(1 for s in selection if s is Ellipsis)
+    if n_ellipsis > 1:
+        raise InvalidArraySlice("a selection may hold at most one Ellipsis")
+    if n_ellipsis:
+        i = next(i for i, s in enumerate(selection) if s is Ellipsis)
+        fill = ndim - (len(selection) - 1)
+        if fill < 0:
+            raise InvalidArraySlice(f"too many indices for an array of rank {ndim}: "
+                                    f"{len(selection) - 1}")
+        selection = selection[:i] + (slice(None),) * fill + selection[i + 1:]
+    if len(selection) > ndim:
+        raise InvalidArraySlice(
+            f"too many indices for an array of rank {ndim}: {len(selection)}")
+    return selection + (slice(None),) * (ndim - len(selection))
+
+
+def _strict_bound(value, n, axis, what):
+    if value < 0:
+        value += n
+    if not 0 <= value <= n:
+        raise InvalidArraySlice(f"slice {what} {value} is out of bounds for axis {axis} "
+                                f"of length {n}")
+    return value
+
+
+def _slice_axis(s, n, axis, clip):
+    if s.step is not None and _as_index(s.step) is None:
+        raise InvalidArraySlice(f"slice step must be an integer, got {s.step!r}")
+    step = 1 if s.step is None else _as_index(s.step)
+    if step < 1:
+        raise InvalidArraySlice(f"slice step must be >= 1 on axis {axis}, got {step}")
+    for bound in (s.start, s.stop):
+        if bound is not None and _as_index(bound) is None:
+            raise InvalidArraySlice(f"slice bounds must be integers, got {bound!r}")
+    if clip:
+        start, stop, step = slice(s.start, s.stop, step).indices(n)
+    else:
+        start = 0 if s.start is None else _strict_bound(_as_index(s.start), n, axis, "start")
+        stop = n if s.stop is None else _strict_bound(_as_index(s.stop), n, axis, "stop")
+    count = max(0, -((start - stop) // step))
+    return (start if count else 0, step, count)
+
+
+def _list_axis(obj, n, axis):
+    arr = np.asarray(obj)
+    if arr.ndim != 1:
+        raise InvalidArraySlice(f"an index list must be 1-D on axis {axis}, "
+                                f"got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        if arr.shape[0] != n:
+            raise InvalidArraySlice(f"a boolean mask on axis {axis} must have length {n}, "
+                                    f"got {arr.shape[0]}")
+        return np.flatnonzero(arr).astype(np.int64)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise InvalidArraySlice(f"index list on axis {axis} must hold integers, "
+                                f"got {arr.dtype}")
+    idx = arr.astype(np.int64)
+    idx = np.where(idx < 0, idx + n, idx)
+    if idx.min() < 0 or idx.max() >= n:
+        bad = arr[(idx < 0) | (idx >= n)][0]
+        raise InvalidArraySlice(f"index {bad} is out of bounds for axis {axis} of length {n}")
+    return np.ascontiguousarray(idx)
+
+
+def normalize_selection(selection, shape, clip=False):
+    """Normalise ``selection`` for an array of ``shape``.
+
+    With ``clip=False`` (the store API), an int or slice bound beyond the
+    shape raises ``InvalidArraySlice``; with ``clip=True`` slices are
+    clipped as NumPy does (ints are still checked).
+    """
+    ndim = len(shape)
+    selection = _expand(selection, ndim)
+    axes, full_shape, out_shape = [], [], []
+    for axis, (s, n) in enumerate(zip(selection, shape)):
+        i = _as_index(s)
+        if i is not None:
+            if i < 0:
+                i += n
+            if not 0 <= i < n:
+                raise InvalidArraySlice(
+                    f"index {s} is out of bounds for axis {axis} of length {n}")
+            axes.append((i, 1, 1))
+            full_shape.append(1)
+        elif isinstance(s, slice):
+            ax = _slice_axis(s, n, axis, clip)
+            axes.append(ax)
+            full_shape.append(ax[2])
+            out_shape.append(ax[2])
+        elif isinstance(s, (list, tuple, np.ndarray, range)):
+            ax = _list_axis(s, n, axis)
+            axes.append(ax)
+            full_shape.append(len(ax))
+            out_shape.append(len(ax))
+        elif s is None or s is np.newaxis:
+            raise InvalidArraySlice("newaxis (None) is not supported in a selection")
+        else:
+            raise InvalidArraySlice(f"unsupported selection on axis {axis}: {s!r}")
+    return Selection(axes, tuple(full_shape), tuple(out_shape))

@@ -1,0 +1,86 @@
+"""The abstract key-value store of the Zarr v3 spec, which every backend fills in.
+
+https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#abstract-store-interface
+A backend implements the seven methods below and inherits every hierarchy
+method (``create_array``, ``read_array``, ...) from ``Hierarchy``.
+"""
+
+from abc import abstractmethod
+
+from ._hierarchy import Hierarchy
+
+__all__ = ["Store"]
+
+
+class Store(Hierarchy):
+    """Base class of zarrsync stores.
+
+    Keys are ``str`` such as ``"zarr.json"`` or ``"grp/arr/c/0/1"``; values
+    are ``bytes``.
+    """
+
+    @abstractmethod
+    def get(self, key):
+        """The value at ``key`` as ``bytes``, or ``None`` if absent."""
+
+    @abstractmethod
+    def get_partial_values(self, key_ranges):
+        """One ``bytes`` (or ``None`` if the key is absent) per ``(key, offset, length)``.
+
+        ``length=None`` reads to the end; a negative ``offset`` counts from the end.
+        """
+
+    @abstractmethod
+    def set(self, key, value):
+        """Store ``value`` (bytes-like) at ``key``, replacing any old value."""
+
+    @abstractmethod
+    def erase(self, key):
+        """Delete ``key``; no error if it is absent."""
+
+    @abstractmethod
+    def erase_prefix(self, prefix):
+        """Delete every key that starts with ``prefix``."""
+
+    @abstractmethod
+    def list_prefix(self, prefix):
+        """Every key that starts with ``prefix``."""
+
+    @abstractmethod
+    def list_dir(self, prefix):
+        """``(keys, prefixes)`` one level below ``prefix``.
+
+        ``prefix`` is ``""`` or ends with ``"/"``. ``keys`` are the names of
+        values directly under it, ``prefixes`` the names of the next level of
+        "directories" (both without ``prefix`` and without a trailing "/").
+        """
+
+    # Optional overrides: defaults built on the methods above.
+
+    def get_many(self, keys):
+        """Values (or ``None``) for several keys; backends may batch this."""
+        return [self.get(k) for k in keys]
+
+    def move_prefix(self, old, new):
+        """Move every key under ``old`` to the same name under ``new``.
+
+        The default copies everything first and deletes the old keys last, so
+        a failure leaves every value reachable under at least one prefix.
+        """
+        keys = self.list_prefix(old)
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                self.set(new + key[len(old):], value)
+        for key in keys:
+            self.erase(key)
+
+    def close(self):
+        """Release resources; the default does nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

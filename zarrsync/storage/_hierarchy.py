@@ -1,0 +1,454 @@
+"""Every hierarchy operation of the seed, written once over the key-value interface.
+
+``Store`` (in ``_base``) inherits from ``Hierarchy``; a backend provides
+``get``, ``get_partial_values``, ``set``, ``erase``, ``erase_prefix``,
+``list_prefix`` and ``list_dir``, and this module does the rest: node
+documents, chunk planning, encoding and decoding.
+"""
+
+import threading
+
+import numpy as np
+
+from .._kernels import transform
+from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
+                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant,
+                      ParseError)
+from ..indexing import normalize_selection
+from ..metadata import ArrayMetadata, GroupMetadata, _load_json, node_type_of, parse_dtype
+from ..nodes import ArrayNode, GroupNode, validate_name
+
+__all__ = ["Hierarchy"]
+
+_N_CHUNK_LOCKS = 64
+_LOCKS_GUARD = threading.Lock()
+
+# Which Python value kinds a data type accepts on write (NumPy kind letters).
+_ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
+
+
+class _ArrayState:
+    """What every read and write of one array needs, derived once from its metadata."""
+
+    __slots__ = ("meta", "chain", "prefix", "separator", "v2", "fill_array",
+                 "fill_bytes", "full_chunks")
+
+    def __init__(self, node, meta):
+        self.meta = meta
+        self.chain = meta.chain
+        self.prefix = node.key + "/"
+        self.separator = meta.separator
+        self.v2 = meta.chunk_key_encoding == "v2"
+        self.fill_array = np.array(meta.fill_value, dtype=meta.dtype)
+        self.fill_bytes = self.fill_array.reshape(1).view(np.uint8)
+        # Chunks with a coordinate below this on every axis lie wholly inside the array.
+        self.full_chunks = tuple(s // c for s, c in zip(meta.shape, meta.chunks))
+
+    def is_edge(self, coords):
+        return any(c >= f for c, f in zip(coords, self.full_chunks))
+
+    def new_chunk(self, edge):
+        """A writable chunk; edge chunks start as the fill value (their padding is stored)."""
+        if edge:
+            return np.full(self.meta.chunks, self.meta.fill_value, dtype=self.meta.dtype)
+        return np.empty(self.meta.chunks, dtype=self.meta.dtype)
+
+    def writable_chunk(self, raw, key):
+        """The decoded chunk at ``key`` as a new C-contiguous writable array."""
+        if raw is None:
+            return np.full(self.meta.chunks, self.meta.fill_value, dtype=self.meta.dtype)
+        decoded = self.chain.decode(raw, key)
+        chunk = np.empty(self.meta.chunks, dtype=self.meta.dtype)
+        transform.copy_into(decoded, chunk)
+        return chunk
+
+    def chunk_coords(self, key):
+        """The grid coordinates encoded in a chunk ``key``, or None if it is no chunk key."""
+        rest = key[len(self.prefix):]
+        ndim = len(self.meta.shape)
+        if not self.v2:
+            if ndim == 0:
+                return () if rest == "c" else None
+            if not rest.startswith("c" + self.separator):
+                return None
+            rest = rest[2:]
+        elif ndim == 0:
+            return () if rest == "0" else None
+        parts = rest.split(self.separator)
+        if len(parts) != ndim or not all(p.isdigit() for p in parts):
+            return None
+        return tuple(int(p) for p in parts)
+
+
+class Hierarchy:
+    """The Zarr v3 hierarchy operations, over the abstract key-value methods."""
+
+    # -- internal helpers -------------------------------------------------------------
+
+    def _chunk_lock(self, key):
+        # Striped locks make a partial chunk update (read, modify, write) atomic
+        # against other writers of this store object.
+        locks = self.__dict__.get("_zs_chunk_locks")
+        if locks is None:
+            with _LOCKS_GUARD:
+                locks = self.__dict__.setdefault(
+                    "_zs_chunk_locks", [threading.Lock() for _ in range(_N_CHUNK_LOCKS)])
+        return locks[hash(key) % _N_CHUNK_LOCKS]
+
+    def _node_type(self, node):
+        """``"array"``, ``"group"`` or ``None`` for the node's path."""
+        raw = self.get(node.metadata_key)
+        if raw is None:
+            return None
+        return node_type_of(raw, node.metadata_key)
+
+    def _array_state(self, node):
+        if not isinstance(node, ArrayNode):
+            raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
+        key = node.metadata_key
+        raw = self.get(key)
+        if raw is None:
+            raise KeyNotFound(f"array {node.path} is not a member of the store")
+        cache = self.__dict__.setdefault("_zs_meta_cache", {})
+        hit = cache.get(key)
+        if hit is not None and (hit[0] is raw or hit[0] == raw):
+            return hit[1]
+        doc = _load_json(raw, key)
+        if doc.get("node_type") == "group":
+            raise KeyNotFound(f"{node.path} is a group, not an array")
+        state = _ArrayState(node, ArrayMetadata.from_dict(doc, key))
+        cache[key] = (raw, state)
+        return state
+
+    def _set_document(self, node, meta):
+        self.set(node.metadata_key, meta.to_json().encode("utf-8"))
+
+    def _check_ancestors(self, node):
+        for anc in node.ancestors():
+            if self._node_type(anc) == "array":
+                raise NodeExists(f"cannot create {node.path}: {anc.path} is an array")
+
+    def _create_ancestors(self, node):
+        for anc in node.ancestors():
+            if self._node_type(anc) is None:
+                self._set_document(anc, GroupMetadata())
+
+    def _store_chunk(self, state, key, chunk):
+        """Encode and store one chunk, or erase it when it is all fill value."""
+        if transform.all_equal(chunk.reshape(-1).view(np.uint8), state.fill_bytes):
+            self.erase(key)
+        else:
+            self.set(key, state.chain.encode(chunk))
+
+    @staticmethod
+    def _coerce_value(x, dtype):
+        """``x`` as an array of ``dtype``; ``InvalidDataType`` if its type differs."""
+        if isinstance(x, (np.ndarray, np.generic)):
+            if x.dtype.kind not in "biufc" or parse_dtype(x.dtype) != dtype:
+                raise InvalidDataType(f"data of dtype {x.dtype} cannot be written to an "
+                                      f"array of {dtype}")
+            if x.dtype != dtype:  # same type, other byte order
+                x = x.astype(dtype)
+            return np.asarray(x)
+        try:
+            probe = np.asarray(x)
+        except (ValueError, TypeError) as e:
+            raise InvalidDataType(f"cannot write {type(x).__name__} data: {e}") from None
+        if probe.dtype.kind not in _ACCEPTED_KINDS[dtype.kind]:
+            raise InvalidDataType(f"{probe.dtype.kind!r}-kind data ({type(x).__name__}) "
+                                  f"cannot be written to an array of {dtype}")
+        try:
+            return np.asarray(x, dtype=dtype)
+        except (OverflowError, ValueError) as e:
+            raise InvalidDataType(f"data does not fit {dtype}: {e}") from None
+
+    # -- nodes ----------------------------------------------------------------------
+
+    def create_group(self, node, attrs=None):
+        """Create group ``node`` with attributes ``attrs`` (and any missing ancestor).
+
+        A no-op if the group already exists; ``NodeExists`` if an array is
+        at that path or above it.
+        """
+        if not isinstance(node, GroupNode):
+            raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
+        meta = GroupMetadata(attrs)
+        existing = self._node_type(node)
+        if existing == "group":
+            return
+        if existing == "array":
+            raise NodeExists(f"an array already exists at {node.path}")
+        self._check_ancestors(node)
+        self._create_ancestors(node)
+        self._set_document(node, meta)
+
+    def create_array(self, node, *, shape, chunks, dtype, fill_value=None, codecs=None,
+                     dimension_names=None, attributes=None, separator="/",
+                     chunk_key_encoding="default", overwrite=False):
+        """Create array ``node``.
+
+        Parameters
+        ----------
+        node : ArrayNode
+        shape, chunks : sequence of int
+            Array shape and (regular grid) chunk shape, of equal rank.
+        dtype : str or numpy.dtype
+            A Zarr v3 core data type (``"float32"``, ``numpy.int16``, ...).
+        fill_value : scalar, optional
+            The value of never-written elements; ``None`` means zero.
+        codecs : list of Codec or dict, optional
+            The codec chain; default ``[Bytes(), Zstd()]`` as zarr-python.
+        dimension_names : list of (str or None), optional
+        attributes : dict, optional
+        separator : {"/", "."}
+        chunk_key_encoding : {"default", "v2"}
+        overwrite : bool
+            Erase a node already at this path instead of raising ``NodeExists``.
+
+        Raises
+        ------
+        NodeExists, ParseError, InvalidDataType, ArrayToBytesInvariant,
+        InvalidCodecOrdering, InvalidTransposeOrder, InvalidShardingChunkShape,
+        InvalidZstdLevel
+        """
+        if not isinstance(node, ArrayNode):
+            raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
+        meta = ArrayMetadata(shape, chunks, dtype, fill_value, codecs, attributes,
+                             dimension_names, chunk_key_encoding, separator)
+        existing = self._node_type(node)
+        if existing is not None and not overwrite:
+            raise NodeExists(f"a {existing} already exists at {node.path}")
+        self._check_ancestors(node)
+        # Clear the old node, or stale chunks no zarr.json claims, before writing.
+        self.erase_prefix(node.key + "/")
+        self._create_ancestors(node)
+        self._set_document(node, meta)
+
+    def array_metadata(self, node):
+        """The ``ArrayMetadata`` of ``node``; ``KeyNotFound`` if it is not an array here."""
+        return self._array_state(node).meta
+
+    def group_metadata(self, node):
+        """The ``GroupMetadata`` of ``node``; ``KeyNotFound`` if it is not a group here."""
+        if not isinstance(node, GroupNode):
+            raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
+        raw = self.get(node.metadata_key)
+        if raw is None:
+            raise KeyNotFound(f"group {node.path} is not a member of the store")
+        doc = _load_json(raw, node.metadata_key)
+        if doc.get("node_type") == "array":
+            raise KeyNotFound(f"{node.path} is an array, not a group")
+        return GroupMetadata.from_dict(doc, node.metadata_key)
+
+    def _child_node(self, parent, name, raw, key):
+        kind = node_type_of(raw, key)
+        try:
+            return ArrayNode(parent, name) if kind == "array" else GroupNode.create(parent, name)
+        except NodeInvariant:
+            return None  # a name zarrsync cannot address (written by another tool)
+
+    def find_child_nodes(self, group):
+        """``(arrays, groups)``: the nodes directly inside ``group``, sorted by path.
+
+        Empty lists if the group has no children or is not in the store;
+        ``ParseError`` if a child's ``node_type`` is invalid.
+        """
+        if not isinstance(group, GroupNode):
+            raise NodeInvariant(f"expected a GroupNode, got {type(group).__name__}")
+        if self._node_type(group) != "group":
+            return [], []
+        prefix = group.key + "/" if group.key else ""
+        _, names = self.list_dir(prefix)
+        keys = [prefix + name + "/zarr.json" for name in names]
+        arrays, groups = [], []
+        for name, key, raw in zip(names, keys, self.get_many(keys)):
+            if raw is None:
+                continue
+            child = self._child_node(group, name, raw, key)
+            if child is not None:
+                (arrays if isinstance(child, ArrayNode) else groups).append(child)
+        return sorted(arrays), sorted(groups)
+
+    def find_all_nodes(self):
+        """``(arrays, groups)``: every node in the store (the root group included)."""
+        keys = [k for k in self.list_prefix("")
+                if k == "zarr.json" or k.endswith("/zarr.json")]
+        arrays, groups = [], []
+        for key, raw in zip(keys, self.get_many(keys)):
+            if raw is None:
+                continue
+            kind = node_type_of(raw, key)
+            path = "/" + key[:-len("zarr.json")].rstrip("/")
+            try:
+                node = ArrayNode.of_path(path) if kind == "array" else GroupNode.of_path(path)
+            except NodeInvariant:
+                continue  # a root array or a name zarrsync cannot address
+            (arrays if kind == "array" else groups).append(node)
+        return sorted(arrays), sorted(groups)
+
+    def erase_group_node(self, node):
+        """Erase group ``node`` and everything under it; a no-op if it is absent."""
+        if not isinstance(node, GroupNode):
+            raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
+        if node.is_root():
+            self.erase_all_nodes()
+        elif self._node_type(node) != "array":
+            self.erase_prefix(node.key + "/")
+
+    def erase_array_node(self, node):
+        """Erase array ``node`` and its chunks; a no-op if it is absent."""
+        if not isinstance(node, ArrayNode):
+            raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
+        if self._node_type(node) != "group":
+            self.erase_prefix(node.key + "/")
+
+    def erase_all_nodes(self):
+        """Delete every node (and every key) of the store."""
+        self.erase_prefix("")
+
+    def group_exists(self, node):
+        """True if ``node`` is a group of this store."""
+        return isinstance(node, GroupNode) and self._node_type(node) == "group"
+
+    def array_exists(self, node):
+        """True if ``node`` is an array of this store."""
+        return isinstance(node, ArrayNode) and self._node_type(node) == "array"
+
+    def _rename(self, node, new_name, kind):
+        if node.parent is None:
+            raise CannotRenameRoot("the root group cannot be renamed")
+        validate_name(new_name)
+        if self._node_type(node) != kind:
+            raise KeyNotFound(f"{kind} {node.path} is not a member of the store")
+        new = type(node).create(node.parent, new_name)
+        if new == node:
+            return new
+        existing = self._node_type(new)
+        if existing is not None:
+            raise NodeExists(f"cannot rename {node.path}: a {existing} exists at {new.path}")
+        self.move_prefix(node.key + "/", new.key + "/")
+        return new
+
+    def rename_group(self, node, new_name):
+        """Rename group ``node`` (and move everything under it) to ``new_name``.
+
+        Returns the new ``GroupNode``. Raises ``KeyNotFound``,
+        ``CannotRenameRoot``, ``NodeInvariant`` or ``NodeExists``.
+        """
+        if not isinstance(node, GroupNode):
+            raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
+        return self._rename(node, new_name, "group")
+
+    def rename_array(self, node, new_name):
+        """Rename array ``node`` (and move its chunks) to ``new_name``; returns the new node."""
+        if not isinstance(node, ArrayNode):
+            raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
+        return self._rename(node, new_name, "array")
+
+    def set_attributes(self, node, attributes):
+        """Replace the user attributes of array or group ``node``."""
+        if isinstance(node, ArrayNode):
+            meta = self._array_state(node).meta
+            new = meta.with_shape(meta.shape)
+            new.attributes = GroupMetadata(attributes).attributes
+        else:
+            new = self.group_metadata(node)
+            new.attributes = GroupMetadata(attributes).attributes
+        self._set_document(node, new)
+
+    # -- data -------------------------------------------------------------------------
+
+    def read_array(self, node, selection=Ellipsis, dtype=None):
+        """Read ``selection`` of array ``node`` into a new ``numpy.ndarray``.
+
+        Raises ``KeyNotFound``, ``InvalidDataType`` (``dtype`` given and not
+        the array's) or ``InvalidArraySlice`` (selection out of bounds).
+        """
+        state = self._array_state(node)
+        meta = state.meta
+        if dtype is not None and parse_dtype(dtype) != meta.dtype:
+            raise InvalidDataType(f"array {node.path} holds {meta.dtype}, not {np.dtype(dtype)}")
+        sel = normalize_selection(selection, meta.shape)
+        out = np.empty(sel.full_shape, dtype=meta.dtype)
+        plan = sel.plan(meta.shape, meta.chunks)
+        if plan.nchunks:
+            keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
+            fill_chunk = None
+            for i, (key, raw) in enumerate(zip(keys, self.get_many(keys))):
+                if raw is None:
+                    if fill_chunk is None:
+                        fill_chunk = np.broadcast_to(state.fill_array, meta.chunks)
+                    plan.gather(i, fill_chunk, out)
+                else:
+                    plan.gather(i, state.chain.decode(raw, key), out)
+        return out.reshape(sel.out_shape)
+
+    def write_array(self, node, selection, x):
+        """Write ``x`` to ``selection`` of array ``node``.
+
+        ``x`` must have the array's data type (Python scalars and lists are
+        converted when they fit) and broadcast to the selection's shape.
+        Chunks that end up all fill value are erased rather than stored.
+        Raises ``KeyNotFound``, ``InvalidDataType`` or ``InvalidArraySlice``.
+        """
+        state = self._array_state(node)
+        meta = state.meta
+        value = self._coerce_value(x, meta.dtype)
+        sel = normalize_selection(selection, meta.shape)
+        try:
+            value = np.broadcast_to(value, sel.out_shape).reshape(sel.full_shape)
+        except ValueError:
+            raise InvalidArraySlice(f"data of shape {value.shape} does not match the "
+                                    f"selection shape {sel.out_shape}") from None
+        plan = sel.plan(meta.shape, meta.chunks)
+        if not plan.nchunks:
+            return
+        keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
+        for i, key in enumerate(keys):
+            with self._chunk_lock(key):
+                if plan.is_complete(i):
+                    chunk = state.new_chunk(state.is_edge(plan.chunk_coords(i)))
+                else:
+                    chunk = state.writable_chunk(self.get(key), key)
+                plan.scatter(i, value, chunk)
+                self._store_chunk(state, key, chunk)
+
+    def reshape(self, node, shape):
+        """Resize array ``node`` to ``shape`` (same rank).
+
+        Chunks wholly outside the new shape are erased, and the part of a
+        boundary chunk that falls outside is reset to the fill value, so
+        growing the array again shows fill values there, never old data.
+        Raises ``KeyNotFound`` or ``InvalidResizeShape``.
+        """
+        state = self._array_state(node)
+        meta = state.meta
+        try:
+            shape = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise InvalidResizeShape(f"a shape must be a sequence of ints, got {shape!r}") from None
+        if len(shape) != len(meta.shape):
+            raise InvalidResizeShape(f"array {node.path} has rank {len(meta.shape)}; "
+                                     f"cannot resize to {shape}")
+        if any(s < 0 for s in shape):
+            raise InvalidResizeShape(f"a shape must not be negative: {shape}")
+        shrunk = [d for d, (new, old) in enumerate(zip(shape, meta.shape)) if new < old]
+        if shrunk:
+            for key in self.list_prefix(state.prefix):
+                coords = state.chunk_coords(key)
+                if coords is None:
+                    continue
+                starts = [c * n for c, n in zip(coords, meta.chunks)]
+                if any(start >= s for start, s in zip(starts, shape)):
+                    self.erase(key)
+                    continue
+                cut = [d for d in shrunk if starts[d] + meta.chunks[d] > shape[d]]
+                if cut:
+                    with self._chunk_lock(key):
+                        chunk = state.writable_chunk(self.get(key), key)
+                        for d in cut:
+                            region = [slice(None)] * len(shape)
+                            region[d] = slice(shape[d] - starts[d], None)
+                            chunk[tuple(region)] = meta.fill_value
+                        self._store_chunk(state, key, chunk)
+        self._set_document(node, meta.with_shape(shape))
