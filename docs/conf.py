@@ -1,0 +1,15 @@
+"""Sphinx configuration (numpydoc + MyST). Build: sphinx-build docs docs/_build."""
+
+project = "zarrsync"
+author = "zarrsync developers"
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "myst_parser",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+autosummary_generate = True
+numpydoc_show_class_members = False
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
