@@ -22,7 +22,7 @@ directives = {
 
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 
-KERNELS = ["copy", "transform", "indexing"]
+KERNELS = ["copy", "transform", "indexing", "shard"]
 
 extensions = [
     Extension(

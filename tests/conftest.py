@@ -29,13 +29,13 @@ import zarrsync
 
 settings.register_profile(
     "dev",
-    max_examples=40,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
     "ci",
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     derandomize=True,
     print_blob=True,

@@ -150,6 +150,14 @@ class Array:
     def __setitem__(self, selection, value):
         dtype = self.dtype
         sel, flip = self._positive(selection)
+        if (isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic)
+                and np.result_type(value, dtype) == dtype):
+            # A Python scalar is "weak" (NEP 50): it takes the array's type, so
+            # ``arr[...] = 0`` works on a uint8 array as in NumPy.
+            try:
+                value = np.asarray(value, dtype=dtype)
+            except OverflowError as e:
+                raise InvalidDataType(f"{value!r} does not fit {dtype}: {e}") from None
         value = np.asarray(value)
         if value.dtype != dtype:
             if not np.can_cast(value.dtype, dtype, casting="same_kind"):

@@ -171,6 +171,10 @@ def coerce_fill_value(value, dtype):
         except ParseError as e:
             raise InvalidDataType(str(e)) from None
     if isinstance(value, np.generic):
+        if value.dtype == dtype:
+            # Keep the exact bits: a round trip through a Python float would
+            # quiet a signalling NaN of float32/complex64.
+            return np.array(value, dtype=dtype)[()]
         value = value.item()
     kind = dtype.kind
     ok = {
@@ -328,7 +332,7 @@ class ArrayMetadata:
         if codecs is None:
             codecs = codecs_mod.default_codecs(self.dtype)
         self.chain = codecs_mod.CodecChain(codecs_mod.parse_codecs(codecs), self.dtype,
-                                           self.chunks)
+                                           self.chunks, self.fill_value)
         self.codecs = self.chain.codecs
         self.attributes = dict(_check_attributes(attributes, "array"))
         if dimension_names is not None:
@@ -442,9 +446,9 @@ class ArrayMetadata:
         if transformers != []:
             raise ParseError(f"{where}: storage_transformers must be empty, got {transformers!r}")
 
+        attributes = _check_attributes(doc.get("attributes"), where)
         try:
-            return cls(shape, chunks, dtype, fill_value, codec_docs,
-                       _check_attributes(doc.get("attributes"), where),
+            return cls(shape, chunks, dtype, fill_value, codec_docs, attributes,
                        doc.get("dimension_names"), encoding["name"], separator, extra)
         except CodecError as e:
             raise ParseError(f"{where}: codecs: {e}") from e

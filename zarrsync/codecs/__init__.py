@@ -6,11 +6,12 @@ from ._chain import (ArrayToArrayCodec, ArrayToBytesCodec, BytesToBytesCodec, Co
                      CodecChain)
 from ._crc32c import Crc32c
 from ._gzip import Gzip
+from ._sharding import ShardingIndexed
 from ._transpose import Transpose
 from ._zstd import Zstd
 
 __all__ = ["Codec", "ArrayToArrayCodec", "ArrayToBytesCodec", "BytesToBytesCodec",
-           "CodecChain", "Bytes", "Transpose", "Gzip", "Zstd", "Crc32c",
+           "CodecChain", "Bytes", "Transpose", "Gzip", "Zstd", "Crc32c", "ShardingIndexed",
            "from_dict", "register_codec", "parse_codecs", "default_codecs"]
 
 _REGISTRY = {}
@@ -22,7 +23,7 @@ def register_codec(cls):
     return cls
 
 
-for _cls in (Bytes, Transpose, Gzip, Zstd, Crc32c):
+for _cls in (Bytes, Transpose, Gzip, Zstd, Crc32c, ShardingIndexed):
     register_codec(_cls)
 
 

@@ -48,7 +48,7 @@ class Bytes(ArrayToBytesCodec):
             return {"name": "bytes"}
         return {"name": "bytes", "configuration": {"endian": self.endian}}
 
-    def evolve(self, dtype, chunk_shape):
+    def evolve(self, dtype, chunk_shape, fill_value=None):
         if dtype.itemsize == 1:
             # As zarr-python: one-byte types have no byte order to record.
             return self if self.endian is None else Bytes(None)

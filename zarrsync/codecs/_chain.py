@@ -30,8 +30,12 @@ class Codec:
         """The JSON form of the codec, as zarr-python writes it."""
         raise NotImplementedError
 
-    def evolve(self, dtype, chunk_shape):
-        """This codec adjusted and validated for ``dtype`` and ``chunk_shape``."""
+    def evolve(self, dtype, chunk_shape, fill_value=None):
+        """This codec adjusted and validated for the chunks it will see.
+
+        ``dtype`` and ``chunk_shape`` describe the codec's input; ``fill_value``
+        is the array's (codecs that leave out fill-value chunks need it).
+        """
         return self
 
     def __eq__(self, other):
@@ -122,9 +126,11 @@ class CodecChain:
     codecs : sequence of Codec
     dtype : numpy.dtype
     chunk_shape : tuple of int
+    fill_value : scalar, optional
+        The array's fill value (``None``: zero).
     """
 
-    def __init__(self, codecs, dtype, chunk_shape):
+    def __init__(self, codecs, dtype, chunk_shape, fill_value=None):
         codecs = list(codecs)
         check_chain_order(codecs)
         self.dtype = np.dtype(dtype)
@@ -133,7 +139,7 @@ class CodecChain:
         evolved = []
         array_array = []
         for c in codecs:
-            c = c.evolve(self.dtype, shape)
+            c = c.evolve(self.dtype, shape, fill_value)
             evolved.append(c)
             if isinstance(c, ArrayToArrayCodec):
                 array_array.append(c)

@@ -32,6 +32,8 @@ class Crc32c(BytesToBytesCodec):
 
     def decode(self, data, size_hint=None):
         view = memoryview(data)
+        if len(view) < 4:
+            raise CodecError(f"crc32c: a framed value needs at least 4 bytes, got {len(view)}")
         stored = transform.stored_crc32c(view)
         payload = view[:-4]
         actual = _crc32c_lib.crc32c(payload)

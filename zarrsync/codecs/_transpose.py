@@ -47,7 +47,7 @@ class Transpose(ArrayToArrayCodec):
     def to_dict(self):
         return {"name": "transpose", "configuration": {"order": list(self.order)}}
 
-    def evolve(self, dtype, chunk_shape):
+    def evolve(self, dtype, chunk_shape, fill_value=None):
         if len(self.order) != len(chunk_shape):
             raise InvalidTransposeOrder(
                 f"transpose order {list(self.order)} has {len(self.order)} axes, "

@@ -78,8 +78,17 @@ class Zstd(BytesToBytesCodec):
         except zstandard.ZstdError as e:
             if "could not determine content size" not in str(e):
                 raise CodecError(f"zstd: {e}") from e
-        # Frames written without a content size (streaming writers).
-        return dctx.decompressobj().decompress(data)
+        # Frames written without a content size (streaming writers). A
+        # decompressobj returns what it has for a truncated frame, so check
+        # that the frame ended.
+        dobj = dctx.decompressobj()
+        try:
+            out = dobj.decompress(data)
+        except zstandard.ZstdError as e:
+            raise CodecError(f"zstd: {e}") from e
+        if not dobj.eof:
+            raise CodecError("zstd: the frame is truncated")
+        return out
 
     def __getstate__(self):
         return {"level": self.level, "checksum": self.checksum}

@@ -5,14 +5,14 @@ A backend implements the seven methods below and inherits every hierarchy
 method (``create_array``, ``read_array``, ...) from ``Hierarchy``.
 """
 
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 
 from ._hierarchy import Hierarchy
 
 __all__ = ["Store"]
 
 
-class Store(Hierarchy):
+class Store(Hierarchy, metaclass=ABCMeta):
     """Base class of zarrsync stores.
 
     Keys are ``str`` such as ``"zarr.json"`` or ``"grp/arr/c/0/1"``; values

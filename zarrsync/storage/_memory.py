@@ -61,10 +61,14 @@ class MemoryStore(Store):
             raise TypeError(f"store keys are str, got {type(key).__name__}")
         if not isinstance(value, bytes):
             value = bytes(value)
-        self._data[key] = value
+        # Under the lock: listing iterates the dict, and an insert from
+        # another thread mid-iteration raises "dictionary changed size".
+        with self._lock:
+            self._data[key] = value
 
     def erase(self, key):
-        self._data.pop(key, None)
+        with self._lock:
+            self._data.pop(key, None)
 
     def erase_prefix(self, prefix):
         with self._lock:
