@@ -61,6 +61,14 @@ class Store(Hierarchy, metaclass=ABCMeta):
         """Values (or ``None``) for several keys; backends may batch this."""
         return [self.get(k) for k in keys]
 
+    def getsize(self, key):
+        """The size in bytes of the value at ``key``, or ``None`` if absent.
+
+        Backends with a cheaper way (a file's size) override this.
+        """
+        value = self.get(key)
+        return None if value is None else len(value)
+
     def move_prefix(self, old, new):
         """Move every key under ``old`` to the same name under ``new``.
 
