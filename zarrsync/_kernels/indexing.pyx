@@ -225,6 +225,20 @@ cdef class ChunkPlan:
         self._groups_of(i, groups)
         return tuple(self.g_chunk[groups[d]] for d in range(self.ndim))
 
+    def coords_into(self, int64_t[::1] out):
+        """Write every chunk's coordinates into ``out`` (``nchunks * ndim`` values, C order)."""
+        cdef Py_ssize_t i
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef int d
+        if out.shape[0] != self.nchunks * self.ndim:
+            raise ValueError(f"out must hold {self.nchunks * self.ndim} values, "
+                             f"got {out.shape[0]}")
+        with nogil:
+            for i in range(self.nchunks):
+                self._groups_of(i, groups)
+                for d in range(self.ndim):
+                    out[i * self.ndim + d] = self.g_chunk[groups[d]]
+
     def is_complete(self, Py_ssize_t i):
         """True if the selection covers every in-bounds element of chunk ``i``."""
         cdef Py_ssize_t groups[MAX_NDIM]

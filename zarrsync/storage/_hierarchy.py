@@ -17,6 +17,7 @@ from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
 from ..indexing import normalize_selection
 from ..metadata import ArrayMetadata, GroupMetadata, _load_json, node_type_of, parse_dtype
 from ..nodes import ArrayNode, GroupNode, validate_name
+from ._sharded import ShardLayout
 
 __all__ = ["Hierarchy"]
 
@@ -31,7 +32,7 @@ class _ArrayState:
     """What every read and write of one array needs, derived once from its metadata."""
 
     __slots__ = ("meta", "chain", "prefix", "separator", "v2", "fill_array",
-                 "fill_bytes", "full_chunks")
+                 "fill_bytes", "full_chunks", "sharded")
 
     def __init__(self, node, meta):
         self.meta = meta
@@ -43,6 +44,15 @@ class _ArrayState:
         self.fill_bytes = self.fill_array.reshape(1).view(np.uint8)
         # Chunks with a coordinate below this on every axis lie wholly inside the array.
         self.full_chunks = tuple(s // c for s, c in zip(meta.shape, meta.chunks))
+        # Sharding alone: plan on the inner grid, read byte ranges (see _sharded).
+        self.sharded = ShardLayout(meta) if ShardLayout.applies_to(meta.chain) else None
+
+    def chunk_key(self, coords):
+        """The store key of the chunk at grid ``coords``."""
+        if not coords:
+            return self.prefix + ("0" if self.v2 else "c")
+        joined = self.separator.join(str(c) for c in coords)
+        return self.prefix + (joined if self.v2 else "c" + self.separator + joined)
 
     def is_edge(self, coords):
         return any(c >= f for c, f in zip(coords, self.full_chunks))
@@ -370,6 +380,9 @@ class Hierarchy:
             raise InvalidDataType(f"array {node.path} holds {meta.dtype}, not {np.dtype(dtype)}")
         sel = normalize_selection(selection, meta.shape)
         out = np.empty(sel.full_shape, dtype=meta.dtype)
+        if state.sharded is not None:
+            state.sharded.read(self, state, sel, out)
+            return out.reshape(sel.out_shape)
         plan = sel.plan(meta.shape, meta.chunks)
         if plan.nchunks:
             keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
@@ -400,6 +413,9 @@ class Hierarchy:
         except ValueError:
             raise InvalidArraySlice(f"data of shape {value.shape} does not match the "
                                     f"selection shape {sel.out_shape}") from None
+        if state.sharded is not None:
+            state.sharded.write(self, state, sel, value)
+            return
         plan = sel.plan(meta.shape, meta.chunks)
         if not plan.nchunks:
             return

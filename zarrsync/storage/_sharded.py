@@ -1,0 +1,172 @@
+"""Reads and writes of arrays whose whole codec chain is ``sharding_indexed``.
+
+Such an array is planned on its inner chunk grid: every inner chunk is an
+independent work item, located by its shard's key and the shard index. A
+read fetches each touched shard's index, then only the byte ranges of the
+inner chunks it needs. A write rebuilds each touched shard whole, reusing
+the stored bytes of inner chunks it does not touch, decoding only inner
+chunks it changes partly, and fetching nothing when it covers the shard.
+https://zarr-specs.readthedocs.io/en/latest/v3/codecs/sharding-indexed/index.html
+"""
+
+import numpy as np
+
+from ..codecs._sharding import EMPTY, ShardingIndexed
+from ..errors import CodecError
+from ..indexing import ChunkPlan
+
+__all__ = ["ShardLayout"]
+
+
+class ShardLayout:
+    """How the inner chunks of one sharded array map to shards."""
+
+    def __init__(self, meta):
+        codec = meta.chain.array_bytes
+        self.codec = codec
+        self.shape = meta.shape
+        self.inner_shape = codec.chunk_shape
+        self.per_shard = np.array(codec.chunks_per_shard, dtype=np.int64)
+        self.n_inner = codec.n_inner
+        inner_grid = [-(-s // c) for s, c in zip(meta.shape, self.inner_shape)]
+        self.inner_grid = np.array(inner_grid, dtype=np.int64)
+        self.shard_grid = tuple(-(-s // c) for s, c in zip(meta.shape, meta.chunks))
+        # Inner chunks with a coordinate below this on every axis lie wholly inside the array.
+        self.inner_full = np.array([s // c for s, c in zip(meta.shape, self.inner_shape)],
+                                   dtype=np.int64)
+        self.fill_value = meta.fill_value
+        self.dtype = meta.dtype
+        self.fill_inner = np.broadcast_to(np.array(meta.fill_value, dtype=meta.dtype),
+                                          self.inner_shape)
+
+    @staticmethod
+    def applies_to(chain):
+        """True when ``chain`` is ``sharding_indexed`` alone (byte ranges are then valid)."""
+        return (isinstance(chain.array_bytes, ShardingIndexed) and not chain.array_array
+                and not chain.bytes_bytes)
+
+    def plan(self, sel):
+        return ChunkPlan(self.shape, self.inner_shape, sel.axes)
+
+    def group_by_shard(self, plan):
+        """``[(shard_coords, plan_indices, inner_positions, inner_coords), ...]``.
+
+        ``inner_positions`` are C-order positions in the shard index.
+        """
+        ndim = len(self.shape)
+        coords = np.empty(plan.nchunks * ndim, dtype=np.int64)
+        plan.coords_into(coords)
+        coords = coords.reshape(plan.nchunks, ndim)
+        shard_coords = coords // self.per_shard
+        if ndim:
+            within = coords - shard_coords * self.per_shard
+            positions = np.ravel_multi_index(within.T, tuple(self.per_shard))
+            shard_ids = np.ravel_multi_index(shard_coords.T, self.shard_grid)
+        else:
+            positions = np.zeros(plan.nchunks, dtype=np.int64)
+            shard_ids = np.zeros(plan.nchunks, dtype=np.int64)
+        order = np.argsort(shard_ids, kind="stable")
+        bounds = np.flatnonzero(np.diff(shard_ids[order])) + 1
+        groups = []
+        for run in np.split(order, bounds):
+            first = run[0]
+            groups.append((tuple(int(c) for c in shard_coords[first]), run.tolist(),
+                           positions[run].tolist(), coords[run]))
+        return groups
+
+    def inner_in_array(self, shard_coords):
+        """How many inner chunks of the shard intersect the array."""
+        starts = np.array(shard_coords, dtype=np.int64) * self.per_shard
+        return int(np.prod(np.minimum(self.per_shard, self.inner_grid - starts)))
+
+    def read_entries(self, store, key):
+        """The checked index entries of shard ``key``, or ``None`` if it is absent."""
+        offset, length = self.codec.index_range()
+        raw_index = store.get_partial_values([(key, offset, length)])[0]
+        if raw_index is None:
+            return None
+        size = store.getsize(key)
+        if size is None:
+            return None  # erased between the two calls
+        return self.codec.read_index(raw_index, size, key)
+
+    @staticmethod
+    def fetch(store, key, entries, positions):
+        """The stored bytes of the inner chunks at ``positions`` (all non-empty)."""
+        ranges = [(key, int(entries[2 * p]), int(entries[2 * p + 1])) for p in positions]
+        values = store.get_partial_values(ranges)
+        for (_, offset, nbytes), value in zip(ranges, values):
+            if value is None or len(value) != nbytes:
+                raise CodecError(f"shard {key!r}: the inner chunk at bytes {offset}..."
+                                 f"{offset + nbytes} could not be read (truncated shard)")
+        return values
+
+    def read(self, store, state, sel, out):
+        """Read selection ``sel`` into ``out`` (the selection's full-rank shape)."""
+        plan = self.plan(sel)
+        if not plan.nchunks:
+            return
+        inner = self.codec.inner
+        for shard_coords, indices, positions, _ in self.group_by_shard(plan):
+            key = state.chunk_key(shard_coords)
+            # Index and ranges under the shard's lock: a concurrent rewrite of
+            # the shard by this store object cannot pair an old index with new bytes.
+            with store._chunk_lock(key):
+                entries = self.read_entries(store, key)
+                if entries is None:
+                    for i in indices:
+                        plan.gather(i, self.fill_inner, out)
+                    continue
+                stored = [(i, p) for i, p in zip(indices, positions) if entries[2 * p] != EMPTY]
+                values = self.fetch(store, key, entries, [p for _, p in stored])
+            for i, p in zip(indices, positions):
+                if entries[2 * p] == EMPTY:
+                    plan.gather(i, self.fill_inner, out)
+            for (i, p), value in zip(stored, values):
+                plan.gather(i, inner.decode(value, f"{key} (inner chunk {p})"), out)
+
+    def _new_inner(self, inner_coords):
+        if np.any(inner_coords >= self.inner_full):
+            return np.full(self.inner_shape, self.fill_value, dtype=self.dtype)
+        return np.empty(self.inner_shape, dtype=self.dtype)
+
+    def _writable_inner(self, value, key, position):
+        if value is None:
+            return np.full(self.inner_shape, self.fill_value, dtype=self.dtype)
+        decoded = self.codec.inner.decode(value, f"{key} (inner chunk {position})")
+        return np.array(decoded, dtype=self.dtype, order="C")
+
+    def write(self, store, state, sel, value):
+        """Write ``value`` (broadcast to the selection's full-rank shape) to ``sel``."""
+        plan = self.plan(sel)
+        if not plan.nchunks:
+            return
+        for shard_coords, indices, positions, inner_coords in self.group_by_shard(plan):
+            key = state.chunk_key(shard_coords)
+            complete = {p: plan.is_complete(i) for i, p in zip(indices, positions)}
+            with store._chunk_lock(key):
+                encoded = [None] * self.n_inner
+                old = {}
+                covers_shard = (len(indices) == self.inner_in_array(shard_coords)
+                                and all(complete.values()))
+                if not covers_shard:
+                    entries = self.read_entries(store, key)
+                    if entries is not None:
+                        keep = [p for p in range(self.n_inner)
+                                if entries[2 * p] != EMPTY and not complete.get(p, False)]
+                        old = dict(zip(keep, self.fetch(store, key, entries, keep)))
+                        for p, v in old.items():
+                            if p not in complete:
+                                encoded[p] = v  # untouched: reuse the stored bytes
+                for i, p, c in zip(indices, positions, inner_coords):
+                    if complete[p]:
+                        chunk = self._new_inner(c)
+                    else:
+                        chunk = self._writable_inner(old.get(p), key, p)
+                    plan.scatter(i, value, chunk)
+                    encoded[p] = self.codec.encode_inner(chunk)
+                shard = self.codec.assemble(encoded)
+                if shard is None:
+                    store.erase(key)
+                else:
+                    store.set(key, shard)
