@@ -21,12 +21,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import smooth_field  # noqa: E402
 
 import zarrsync as zs  # noqa: E402
-from zarrsync.codecs import Bytes, Gzip, Zstd  # noqa: E402
+from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, Zstd  # noqa: E402
 
 
 # -- implementations --------------------------------------------------------------
 # Each adapter: create(shape, chunks, dtype, codec) -> handle; write(h, sel, data);
-# read(h, sel) -> ndarray; resize(h, shape). codec is "raw", "zstd1" or "gzip1".
+# read(h, sel) -> ndarray; resize(h, shape). codec is "raw", "zstd1", "gzip1", or
+# ("sharded", inner): chunks are then the shard shape, inner chunks zstd(1) and
+# the shard index bytes + crc32c.
 
 class ZarrSync:
     name = "zarrsync"
@@ -36,8 +38,11 @@ class ZarrSync:
     def create(self, shape, chunks, dtype, codec):
         store = zs.MemoryStore()
         node = zs.ArrayNode.of_path("/a")
-        store.create_array(node, shape=shape, chunks=chunks, dtype=dtype,
-                           codecs=self.CODECS[codec])
+        if isinstance(codec, tuple):
+            codecs = [ShardingIndexed(codec[1], [Bytes(), Zstd(level=1)], [Bytes(), Crc32c()])]
+        else:
+            codecs = self.CODECS[codec]
+        store.create_array(node, shape=shape, chunks=chunks, dtype=dtype, codecs=codecs)
         return store, node
 
     def write(self, h, sel, data):
@@ -59,6 +64,10 @@ class ZarrPython:
 
     def create(self, shape, chunks, dtype, codec):
         from zarr.codecs import GzipCodec, ZstdCodec
+        if isinstance(codec, tuple):
+            return self.zarr.create_array(self.zarr.storage.MemoryStore(), shape=shape,
+                                          shards=chunks, chunks=codec[1], dtype=dtype,
+                                          compressors=[ZstdCodec(level=1)], fill_value=0)
         compressors = {"raw": None, "zstd1": [ZstdCodec(level=1)],
                        "gzip1": [GzipCodec(level=1)]}[codec]
         return self.zarr.create_array(self.zarr.storage.MemoryStore(), shape=shape,
@@ -84,10 +93,17 @@ class TensorStore:
 
     def create(self, shape, chunks, dtype, codec):
         codecs = [{"name": "bytes", "configuration": {"endian": "little"}}]
+        zstd = {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
         if codec == "zstd1":
-            codecs.append({"name": "zstd", "configuration": {"level": 1, "checksum": False}})
+            codecs.append(zstd)
         elif codec == "gzip1":
             codecs.append({"name": "gzip", "configuration": {"level": 1}})
+        elif isinstance(codec, tuple):
+            codecs = [{"name": "sharding_indexed", "configuration": {
+                "chunk_shape": list(codec[1]), "codecs": codecs + [zstd],
+                "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
+                                 {"name": "crc32c"}],
+                "index_location": "end"}}]
         spec = {
             "driver": "zarr3", "kvstore": "memory://",
             "metadata": {"shape": list(shape), "data_type": np.dtype(dtype).name,
@@ -140,6 +156,11 @@ def workloads(quick):
     for codec in ("raw", "zstd1", "gzip1"):
         out.append((f"{codec} write {n}^3/{chunk}^3", "write", codec, field, (chunk,) * 3))
         out.append((f"{codec} read {n}^3/{chunk}^3", "read", codec, field, (chunk,) * 3))
+    shard, inner = (64, 16) if quick else (128, 32)
+    sharded = ("sharded", (inner,) * 3)
+    out.append((f"sharded write {shard}^3/{inner}^3", "write", sharded, field, (shard,) * 3))
+    out.append((f"sharded read {shard}^3/{inner}^3", "read", sharded, field, (shard,) * 3))
+    out.append(("2000 point reads 1x1x32", "points", sharded, field, (shard,) * 3))
     out.append(("8x8 chunks write", "write", "zstd1", small, (8, 8)))
     out.append(("8x8 chunks read", "read", "zstd1", small, (8, 8)))
     out.append((f"append {steps} steps", "append", "zstd1", slab, (8, n, n), steps))
@@ -166,6 +187,17 @@ def run_workload(impl, wl, repeats):
     if kind == "read":
         t = median_time(lambda: impl.read(h, (slice(None),) * data.ndim), repeats)
         return t, data.nbytes, "MB/s"
+    if kind == "points":
+        rng = np.random.default_rng(0)
+        n = data.shape[0]
+        starts = rng.integers(0, n, (2000, 2))
+        k0 = rng.integers(0, n // 32, 2000) * 32
+        sels = [(int(i), int(j), slice(int(k), int(k) + 32)) for (i, j), k in zip(starts, k0)]
+
+        def points():
+            for sel in sels:
+                impl.read(h, sel)
+        return median_time(points, repeats), len(sels), "ops/s"
     if kind == "strided":
         sel = (slice(None, None, 4),) * data.ndim
         t = median_time(lambda: impl.read(h, sel), repeats)

@@ -988,15 +988,7 @@ def test_resize_both_ways():
     assert_same_bits(store.read_array(case.node)[:5, :3], data[:5, :3], "kept data")
 
 
-# -- sharding_indexed (runs once zarrsync registers the codec) ------------------------
-
-def _zarrsync_has_sharding():
-    try:
-        zs.codecs.from_dict(c_sharding((1,), [c_bytes()], [c_bytes()]))
-    except zs.CodecError:
-        return False
-    return True
-
+# -- sharding_indexed ----------------------------------------------------------------
 
 def sharding_chains(endian):
     b = c_bytes(endian)
@@ -1027,11 +1019,6 @@ def sharding_cases():
     return cases
 
 
-needs_sharding = pytest.mark.skipif(not _zarrsync_has_sharding(),
-                                    reason="zarrsync has no sharding_indexed codec yet")
-
-
-@needs_sharding
 @pytest.mark.parametrize("case", sharding_cases(), ids=repr)
 def test_sharding(case):
     check_same_documents_and_chunks(case)
