@@ -33,4 +33,5 @@ extensions = [
     for name in KERNELS
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+# force: a debug build must not reuse C generated with the checks off.
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, force=DEBUG))

@@ -1097,7 +1097,7 @@ def test_array_view_works_with_dask_style_protocol(arr):
 
 
 def test_array_view_with_dask():
-    da = pytest.importorskip("dask.array")
+    import dask.array as da  # a test dependency: the API promises dask support
     store = zs.MemoryStore()
     src = make_array(store, "/src", shape=(20, 30), chunks=(6, 7), dtype="float64",
                      data=np.arange(600, dtype="float64").reshape(20, 30))

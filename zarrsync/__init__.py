@@ -9,19 +9,21 @@ from .errors import (ArrayToBytesInvariant, BytesToBytesInvariant, CannotRenameR
                      ChecksumMismatch, CodecError, InvalidArraySlice, InvalidCodecOrdering,
                      InvalidDataType, InvalidResizeShape, InvalidShardingChunkShape,
                      InvalidTransposeOrder, InvalidZstdLevel, KeyNotFound, NodeExists,
-                     NodeInvariant, ParseError, ZarrSyncError)
+                     NodeInvariant, ParseError, ReadOnlyStoreError, StoreError,
+                     ZarrSyncError)
 from .metadata import ArrayMetadata, GroupMetadata
 from .nodes import ArrayNode, GroupNode
-from .storage import MemoryStore, Store
+from .storage import FilesystemStore, MemoryStore, Store, ZipStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Array", "ArrayMetadata", "GroupMetadata", "ArrayNode", "GroupNode",
-    "MemoryStore", "Store", "codecs", "errors", "metadata", "storage",
+    "MemoryStore", "FilesystemStore", "ZipStore", "Store",
+    "codecs", "errors", "metadata", "storage",
     "ZarrSyncError", "KeyNotFound", "ParseError", "InvalidArraySlice", "InvalidDataType",
     "InvalidResizeShape", "NodeInvariant", "CannotRenameRoot", "NodeExists", "CodecError",
     "ArrayToBytesInvariant", "BytesToBytesInvariant", "InvalidCodecOrdering",
     "InvalidTransposeOrder", "InvalidShardingChunkShape", "InvalidZstdLevel",
-    "ChecksumMismatch",
+    "ChecksumMismatch", "StoreError", "ReadOnlyStoreError",
 ]

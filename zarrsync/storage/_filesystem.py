@@ -56,7 +56,7 @@ def _check_segment(segment, what):
 
 def _check_text(text, what):
     if not isinstance(text, str):
-        raise StoreError(f"store keys are str, got {type(text).__name__}")
+        raise TypeError(f"store keys are str, got {type(text).__name__}")
     if "\\" in text or "\x00" in text:
         raise StoreError(f"invalid {what} {text!r}: backslashes and NUL are not allowed")
     if text.startswith("/"):
@@ -242,9 +242,13 @@ class FilesystemStore(Store):
         for attempt in range(100):
             try:
                 os.makedirs(folder, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise StoreError(f"cannot set key {key!r}: a key of the store is a "
-                                 f"prefix of it") from None
+            except (FileExistsError, NotADirectoryError, FileNotFoundError):
+                # Either a key is a prefix of this one, or a concurrent erase
+                # removed a folder while makedirs was creating the next one.
+                if self._file_among_folders(segments[:-1]):
+                    raise StoreError(f"cannot set key {key!r}: a key of the store is a "
+                                     f"prefix of it") from None
+                continue
             except OSError as e:
                 raise StoreError(f"cannot create the folder of key {key!r}: {e}") from e
             tmp = os.path.join(folder, _tmp_name(segments[-1]))
@@ -279,6 +283,20 @@ class FilesystemStore(Store):
                 self._fsync_folder(folder)
             return
         raise StoreError(f"cannot write key {key!r}: its folder keeps being erased")
+
+    def _file_among_folders(self, segments):
+        """True if one of the folders ``segments`` leads through is a file."""
+        path = self._root
+        for segment in segments:
+            path = os.path.join(path, segment)
+            try:
+                if not stat.S_ISDIR(os.stat(path).st_mode):
+                    return True
+            except FileNotFoundError:
+                return False
+            except NotADirectoryError:
+                return True
+        return False
 
     @staticmethod
     def _write_all(fd, data):
@@ -396,11 +414,22 @@ class FilesystemStore(Store):
                 out.append(key_prefix + entry.name)
 
     def _holds_a_key(self, folder):
-        """True if some file (not a temporary one) lies anywhere under ``folder``."""
-        for entry in self._scan(folder):
-            if not self._is_dir(entry) or self._holds_a_key(entry.path):
-                return True
-        return False
+        """True if some file (not a temporary one) lies anywhere under ``folder``.
+
+        Stops at the first one, so a folder of many chunks costs one read.
+        """
+        try:
+            with os.scandir(folder) as it:
+                subfolders = []
+                for entry in it:
+                    if _is_tmp_name(entry.name):
+                        continue
+                    if not self._is_dir(entry):
+                        return True
+                    subfolders.append(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return any(self._holds_a_key(f) for f in subfolders)
 
     def list_prefix(self, prefix):
         folders, partial = _split_prefix(prefix)

@@ -1,0 +1,571 @@
+"""FilesystemStore: the store contract, its file layout, atomic writes, safety of keys,
+and concurrent writers (threads and processes).
+
+The SIGKILL crash test is in ``test_crash.py``.
+"""
+
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import zarrsync as zs
+from zarrsync import ArrayNode, GroupNode
+from zarrsync.codecs import Bytes, Crc32c, Zstd
+
+from store_contract import StoreContract
+
+TMP_SUFFIX = ".zarrsync-tmp"
+
+
+class TestFilesystemStore(StoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path):
+        counter = itertools.count()
+        return lambda: zs.FilesystemStore(tmp_path / f"s{next(counter)}.zarr")
+
+    def test_erase_prefix(self, store):
+        # The contract's version also sets key "a" next to "a/x": a file and a
+        # folder of one name, which no file system holds (see
+        # test_key_and_folder_of_one_name). The same checks without that key:
+        for k in ["a/x", "a/y/z", "ab/x", "b/a/x", "zarr.json", "c"]:
+            store.set(k, b"v")
+        store.erase_prefix("a/")
+        assert store.list_prefix("") == ["ab/x", "b/a/x", "c", "zarr.json"]
+        store.erase_prefix("b/")
+        assert store.list_prefix("") == ["ab/x", "c", "zarr.json"]
+        store.erase_prefix("nothing/")
+        assert store.list_prefix("") == ["ab/x", "c", "zarr.json"]
+
+
+def files_under(root):
+    """Every file under ``root`` as a "/"-separated relative path (temporary ones too)."""
+    out = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            out.append(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def folders_under(root):
+    return sorted(os.path.relpath(os.path.join(folder, d), root)
+                  for folder, dirs, _ in os.walk(root) for d in dirs)
+
+
+# ----------------------------------------------------------------------------------
+# Layout
+# ----------------------------------------------------------------------------------
+
+def test_root_folder_is_created(tmp_path):
+    root = tmp_path / "a" / "b" / "data.zarr"
+    store = zs.FilesystemStore(root)
+    assert root.is_dir()
+    assert store.path == str(root)
+    assert os.listdir(root) == []  # opening writes nothing
+    zs.FilesystemStore(str(root))  # str works, and an existing folder is fine
+
+
+def test_root_that_is_a_file_is_rejected(tmp_path):
+    f = tmp_path / "file"
+    f.write_bytes(b"x")
+    with pytest.raises(zs.StoreError, match="not a folder"):
+        zs.FilesystemStore(f)
+
+
+def test_each_key_is_a_file(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    node = ArrayNode.of_path("/g/arr")
+    store.create_array(node, shape=(4, 4), chunks=(2, 2), dtype="uint8",
+                       codecs=[Bytes()], attributes={"ü": "é"})
+    store.write_array(node, (slice(0, 2), slice(2, 4)), np.full((2, 2), 7, "uint8"))
+    assert files_under(tmp_path) == ["g/arr/c/0/1", "g/arr/zarr.json", "g/zarr.json",
+                                     "zarr.json"]
+    assert (tmp_path / "g/arr/c/0/1").read_bytes() == bytes([7] * 4)
+    doc = json.loads((tmp_path / "g/arr/zarr.json").read_text("utf-8"))
+    assert doc["attributes"] == {"ü": "é"}
+    assert store.get("g/arr/zarr.json") == (tmp_path / "g/arr/zarr.json").read_bytes()
+
+
+def test_existing_folder_opens_as_it_is(tmp_path):
+    (tmp_path / "grp" / "arr" / "c").mkdir(parents=True)
+    (tmp_path / "zarr.json").write_text(
+        '{"zarr_format": 3, "node_type": "group", "attributes": {"made": "by hand"}}')
+    (tmp_path / "grp" / "zarr.json").write_text(
+        '{"zarr_format": 3, "node_type": "group"}')
+    doc = {"zarr_format": 3, "node_type": "array", "shape": [3], "data_type": "int16",
+           "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2]}},
+           "chunk_key_encoding": {"name": "default"}, "fill_value": -1,
+           "codecs": [{"name": "bytes", "configuration": {"endian": "big"}}]}
+    (tmp_path / "grp" / "arr" / "zarr.json").write_text(json.dumps(doc))
+    (tmp_path / "grp" / "arr" / "c" / "0").write_bytes(b"\x00\x05\x01\x00")
+    before = {p: (tmp_path / p).read_bytes() for p in files_under(tmp_path)}
+    store = zs.FilesystemStore(tmp_path)
+    assert store.group_metadata(GroupNode.root()).attributes == {"made": "by hand"}
+    np.testing.assert_array_equal(store.read_array(ArrayNode.of_path("/grp/arr")),
+                                  [5, 256, -1])
+    arrays, groups = store.find_all_nodes()
+    assert arrays == [ArrayNode.of_path("/grp/arr")]
+    assert groups == [GroupNode.root(), GroupNode.of_path("/grp")]
+    assert {p: (tmp_path / p).read_bytes() for p in files_under(tmp_path)} == before
+
+
+def test_file_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = zs.FilesystemStore(tmp_path)
+        store.set("k", b"v")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "k").st_mode & 0o777) == 0o644
+
+
+# ----------------------------------------------------------------------------------
+# Keys that could escape the root, and other bad keys
+# ----------------------------------------------------------------------------------
+
+BAD_KEYS = ["../x", "a/../../x", "..", ".", "a/./b", "/etc/passwd", "/abs", "a//b", "a/",
+            "", "a\\b", "..\\x", "a\x00b", "c/." + "x" + TMP_SUFFIX]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
+def test_bad_keys_are_rejected(tmp_path, key):
+    root = tmp_path / "store"
+    store = zs.FilesystemStore(root)
+    (tmp_path / "x").write_bytes(b"outside")
+    for op in (lambda: store.set(key, b"evil"), lambda: store.get(key),
+               lambda: store.erase(key), lambda: store.getsize(key),
+               lambda: store.get_partial_values([(key, 0, None)])):
+        with pytest.raises(zs.StoreError, match="invalid key"):
+            op()
+    assert (tmp_path / "x").read_bytes() == b"outside"
+    assert files_under(root) == []
+
+
+@pytest.mark.parametrize("prefix", ["../", "a/../../", "/", "/etc/", "..\\", "a//"], ids=repr)
+def test_bad_prefixes_are_rejected(tmp_path, prefix):
+    root = tmp_path / "store"
+    store = zs.FilesystemStore(root)
+    (tmp_path / "keep").write_bytes(b"outside")
+    store.set("a/k", b"v")
+    for op in (lambda: store.erase_prefix(prefix), lambda: store.list_prefix(prefix),
+               lambda: store.list_dir(prefix)):
+        with pytest.raises(zs.StoreError, match="invalid prefix"):
+            op()
+    assert (tmp_path / "keep").read_bytes() == b"outside"
+    assert store.list_prefix("") == ["a/k"]
+
+
+def test_non_str_key_is_a_type_error(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    with pytest.raises(TypeError):
+        store.set(b"k", b"v")
+
+
+def test_symlink_escape_is_not_followed_by_erase(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"keep")
+    root = tmp_path / "store"
+    store = zs.FilesystemStore(root)
+    os.symlink(outside, root / "link")
+    store.erase_prefix("link/")
+    store.erase_prefix("")
+    assert (outside / "precious").read_bytes() == b"keep"
+    assert os.listdir(root) == []
+
+
+def test_key_and_folder_of_one_name(tmp_path):
+    """A file system cannot hold key "a" and key "a/b" at once: a clear StoreError."""
+    store = zs.FilesystemStore(tmp_path)
+    store.set("a/b", b"1")
+    with pytest.raises(zs.StoreError, match="prefix"):
+        store.set("a", b"2")
+    store.set("f", b"3")
+    with pytest.raises(zs.StoreError, match="prefix"):
+        store.set("f/g", b"4")
+    assert store.list_prefix("") == ["a/b", "f"]
+    assert store.get("a") is None          # a folder is no value
+    assert store.getsize("a") is None
+    assert store.get("f/g") is None
+    assert store.get_partial_values([("a", 0, 1), ("f/g", 0, 1)]) == [None, None]
+    store.erase("a")                       # erasing a folder as a key does nothing
+    assert store.get("a/b") == b"1"
+    assert not any(_is_tmp(n) for n in files_under(tmp_path))
+
+
+def _is_tmp(name):
+    return name.rsplit("/", 1)[-1].startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+# ----------------------------------------------------------------------------------
+# Atomic writes
+# ----------------------------------------------------------------------------------
+
+def test_failed_write_keeps_the_old_value(tmp_path, monkeypatch):
+    store = zs.FilesystemStore(tmp_path)
+    store.set("g/k", b"old value")
+    real_write = os.write
+    calls = []
+
+    def failing_write(fd, data):
+        calls.append(len(data))
+        real_write(fd, bytes(data)[:3])  # a torn first part...
+        raise OSError(28, "No space left on device")  # ...then the disk is full
+
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(zs.StoreError, match="No space left"):
+        store.set("g/k", b"new value that does not fit")
+    monkeypatch.undo()
+    assert calls
+    assert store.get("g/k") == b"old value"
+    assert files_under(tmp_path) == ["g/k"]  # the temporary file is gone
+
+
+def test_interrupted_write_keeps_the_old_value(tmp_path, monkeypatch):
+    store = zs.FilesystemStore(tmp_path)
+    node = ArrayNode.of_path("/arr")
+    store.create_array(node, shape=(4,), chunks=(4,), dtype="int32",
+                       codecs=[Bytes(), Crc32c()])
+    store.write_array(node, ..., np.arange(4, dtype="int32"))
+    meta_before = store.get("arr/zarr.json")
+
+    def interrupt(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_array(node, ..., np.full(4, 9, dtype="int32"))
+    with pytest.raises(KeyboardInterrupt):
+        store.set_attributes(node, {"new": 1})
+    monkeypatch.undo()
+    np.testing.assert_array_equal(store.read_array(node), np.arange(4))
+    assert store.get("arr/zarr.json") == meta_before
+    assert files_under(tmp_path) == ["arr/c/0", "arr/zarr.json", "zarr.json"]
+
+
+def test_temporary_files_are_not_keys(tmp_path):
+    """A temporary file a killed writer left behind is skipped by listing and erased with
+    its prefix."""
+    store = zs.FilesystemStore(tmp_path)
+    store.set("g/a/zarr.json", b"{}")
+    (tmp_path / "g" / "a" / (".c" + ".0123456789abcdef" + TMP_SUFFIX)).write_bytes(b"torn")
+    (tmp_path / "g" / ("." + "x" * 5 + TMP_SUFFIX)).mkdir()
+    (tmp_path / "g" / ("." + "x" * 5 + TMP_SUFFIX) / "chunk").write_bytes(b"half-erased")
+    assert store.list_prefix("") == ["g/a/zarr.json"]
+    assert store.list_prefix("g/a/.") == []
+    assert store.list_dir("g/") == ([], ["a"])
+    assert store.list_dir("g/a/") == (["zarr.json"], [])
+    store.erase_prefix("g/")
+    assert files_under(tmp_path) == []
+
+
+def test_hidden_files_of_other_tools_are_keys(tmp_path):
+    (tmp_path / ".zattrs").write_bytes(b"{}")
+    (tmp_path / ".tmp").write_bytes(b"x")
+    store = zs.FilesystemStore(tmp_path)
+    assert store.list_prefix("") == [".tmp", ".zattrs"]
+    assert store.get(".zattrs") == b"{}"
+
+
+def test_fsync_mode(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    store = zs.FilesystemStore(tmp_path, fsync=True)
+    store.set("a/b", b"durable")
+    assert store.get("a/b") == b"durable"
+    assert len(synced) == 2  # the file, then its folder
+    zs.FilesystemStore(tmp_path).set("a/c", b"fast")
+    assert len(synced) == 2
+
+
+# ----------------------------------------------------------------------------------
+# Byte ranges, sizes, listing and erasing on folders
+# ----------------------------------------------------------------------------------
+
+def test_partial_reads_read_only_the_range(tmp_path, monkeypatch):
+    store = zs.FilesystemStore(tmp_path)
+    value = bytes(range(256)) * 4096  # 1 MiB
+    store.set("big", value)
+    reads = []
+    real_pread = os.pread
+
+    def counting_pread(fd, n, offset):
+        reads.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    got = store.get_partial_values([("big", 1000, 16), ("big", -8, None),
+                                    ("big", len(value) - 4, 100), ("missing", 0, 4)])
+    assert got == [value[1000:1016], value[-8:], value[-4:], None]
+    assert sum(reads) == 16 + 8 + 4
+
+
+def test_getsize(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    store.set("a/b", b"12345")
+    store.set("e", b"")
+    assert store.getsize("a/b") == 5
+    assert store.getsize("e") == 0
+    assert store.getsize("a") is None
+    assert store.getsize("nope") is None
+    assert store.getsize("e/x") is None
+
+
+def test_erase_removes_empty_folders(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    store.set("g/a/c/0/0", b"1")
+    store.set("g/a/c/0/1", b"2")
+    store.set("g/zarr.json", b"{}")
+    store.erase("g/a/c/0/0")
+    assert folders_under(tmp_path) == ["g", "g/a", "g/a/c", "g/a/c/0"]
+    store.erase("g/a/c/0/1")
+    assert folders_under(tmp_path) == ["g"]
+    store.erase_prefix("g/")
+    assert folders_under(tmp_path) == []
+    assert os.path.isdir(tmp_path)
+
+
+def test_empty_folders_are_not_listed(tmp_path):
+    """Folders without any key (left by another tool or a crash) are no prefixes."""
+    store = zs.FilesystemStore(tmp_path)
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    (tmp_path / "g" / "gone").mkdir(parents=True)
+    (tmp_path / "g" / "zarr.json").write_bytes(
+        b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    (tmp_path / "zarr.json").write_bytes(
+        b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    assert store.list_dir("") == (["zarr.json"], ["g"])
+    assert store.list_dir("g/") == (["zarr.json"], [])
+    assert store.find_child_nodes(GroupNode.root()) == ([], [GroupNode.of_path("/g")])
+    assert store.find_all_nodes()[1] == [GroupNode.root(), GroupNode.of_path("/g")]
+
+
+def test_list_prefix_is_a_string_prefix(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    for k in ["arr/c/0", "arr/c/1", "arr/zarr.json", "arr2/zarr.json", "ar", "b/arr/x"]:
+        store.set(k, b"v")
+    assert store.list_prefix("ar") == ["ar", "arr/c/0", "arr/c/1", "arr/zarr.json",
+                                       "arr2/zarr.json"]
+    assert store.list_prefix("arr/c") == ["arr/c/0", "arr/c/1"]
+    assert store.list_prefix("arr/c/1") == ["arr/c/1"]
+    assert store.list_dir("arr") == (["zarr.json"], ["c"])  # "/" is added
+
+
+def test_erase_prefix_string_prefix(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    for k in ["arr/c/0", "arr/c.1", "arr/cx/0", "arr/zarr.json", "other/c/0"]:
+        store.set(k, b"v")
+    store.erase_prefix("arr/c")
+    assert store.list_prefix("") == ["arr/zarr.json", "other/c/0"]
+    store.erase_prefix("o")
+    assert store.list_prefix("") == ["arr/zarr.json"]
+    assert folders_under(tmp_path) == ["arr"]
+
+
+def test_move_prefix_renames_the_folder(tmp_path, monkeypatch):
+    store = zs.FilesystemStore(tmp_path)
+    node = ArrayNode.of_path("/g/arr")
+    store.create_array(node, shape=(6,), chunks=(2,), dtype="int16")
+    store.write_array(node, ..., np.arange(6, dtype="int16"))
+    inode = os.stat(tmp_path / "g" / "arr" / "c" / "1").st_ino
+    monkeypatch.setattr(zs.FilesystemStore, "set", None)  # no copying allowed
+    new = store.rename_array(node, "moved")
+    monkeypatch.undo()
+    assert os.stat(tmp_path / "g" / "moved" / "c" / "1").st_ino == inode
+    np.testing.assert_array_equal(store.read_array(new), np.arange(6))
+    assert not (tmp_path / "g" / "arr").exists()
+    # Into a new parent folder, and of a whole group.
+    store.rename_group(GroupNode.of_path("/g"), "h")
+    np.testing.assert_array_equal(store.read_array(ArrayNode.of_path("/h/moved")),
+                                  np.arange(6))
+    assert folders_under(tmp_path) == ["h", "h/moved", "h/moved/c"]
+
+
+def test_move_prefix_onto_leftover_keys(tmp_path):
+    """A target folder that already holds (stale) keys: moved key by key."""
+    store = zs.FilesystemStore(tmp_path)
+    store.set("a/k1", b"1")
+    store.set("a/sub/k2", b"2")
+    store.set("b/stale", b"s")
+    store.move_prefix("a/", "b/")
+    assert store.list_prefix("") == ["b/k1", "b/stale", "b/sub/k2"]
+    assert store.get("b/sub/k2") == b"2"
+    with pytest.raises(zs.StoreError, match="into itself"):
+        store.move_prefix("b/", "b/sub/x/")
+
+
+def test_erase_of_a_folder_is_atomic_for_listing(tmp_path):
+    """erase_prefix renames the folder away first: a lister sees all keys or none."""
+    store = zs.FilesystemStore(tmp_path)
+    for i in range(400):
+        store.set(f"arr/c/{i}", b"v")
+    store.set("zarr.json", b"{}")
+    seen = []
+    done = threading.Event()
+
+    def lister():
+        while not done.is_set():
+            seen.append(len(store.list_prefix("arr/")))
+
+    t = threading.Thread(target=lister)
+    t.start()
+    try:
+        store.erase_prefix("arr/")
+    finally:
+        done.set()
+        t.join()
+    assert set(seen) <= {0, 400}
+    assert store.list_prefix("") == ["zarr.json"]
+
+
+# ----------------------------------------------------------------------------------
+# Concurrency: threads
+# ----------------------------------------------------------------------------------
+
+N_THREADS = 8
+
+
+def run_threads(target, n):
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def body(t):
+        try:
+            barrier.wait()
+            target(t)
+        except BaseException as e:  # re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=body, args=(t,)) for t in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def frequent_thread_switches():
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+def test_threads_write_unaligned_tiles(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    node = ArrayNode.of_path("/g/arr")
+    shape = (40, 42)
+    store.create_array(node, shape=shape, chunks=(7, 9), dtype="int32", fill_value=-1,
+                       codecs=[Bytes(), Zstd(1), Crc32c()])
+    expected = np.arange(np.prod(shape), dtype="int32").reshape(shape)
+    tiles = [(slice(r, r + 5), slice(c, c + 6)) for r in range(0, 40, 5)
+             for c in range(0, 42, 6)]
+    np.random.default_rng(0).shuffle(tiles)
+
+    def work(t):
+        for sel in tiles[t::N_THREADS]:
+            store.write_array(node, sel, expected[sel])
+
+    run_threads(work, N_THREADS)
+    np.testing.assert_array_equal(store.read_array(node), expected)
+    np.testing.assert_array_equal(zs.FilesystemStore(tmp_path).read_array(node), expected)
+    assert not any(_is_tmp(f) for f in files_under(tmp_path))
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+def test_threads_create_erase_and_list(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    store.create_group(GroupNode.root())
+    rounds = 10
+    n_workers = N_THREADS // 2
+
+    def work(t):
+        if t >= n_workers:
+            for _ in range(rounds * 2):
+                arrays, groups = store.find_all_nodes()
+                assert GroupNode.root() in groups
+                store.list_dir("")
+            return
+        g = GroupNode.of_path(f"/w{t}")
+        for k in range(rounds):
+            a = ArrayNode(g, f"a{k}")
+            store.create_array(a, shape=(6,), chunks=(2,), dtype="int16")
+            store.write_array(a, ..., np.full(6, k + 1, dtype="int16"))
+            if k % 2:
+                store.erase_array_node(a)
+
+    run_threads(work, N_THREADS)
+    arrays, _ = store.find_all_nodes()
+    assert arrays == sorted(ArrayNode.of_path(f"/w{t}/a{k}")
+                            for t in range(n_workers) for k in range(0, rounds, 2))
+    for a in arrays:
+        k = int(a.name[1:])
+        np.testing.assert_array_equal(store.read_array(a), np.full(6, k + 1))
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+def test_set_races_erase_of_its_folder(tmp_path):
+    """A write into a folder being erased lands whole or not at all; never an error."""
+    store = zs.FilesystemStore(tmp_path)
+
+    def work(t):
+        for k in range(150):
+            if t == 0:
+                store.erase_prefix("shared/")
+            else:
+                store.set(f"shared/t{t}/k{k % 5}", bytes([t]) * 64)
+
+    run_threads(work, 4)
+    for key in store.list_prefix(""):
+        value = store.get(key)
+        t = int(key.split("/")[1][1:])
+        assert value == bytes([t]) * 64
+    assert not any(_is_tmp(f) for f in files_under(tmp_path))
+
+
+# ----------------------------------------------------------------------------------
+# Concurrency: processes
+# ----------------------------------------------------------------------------------
+
+def _process_writer(root, worker, n_workers):
+    store = zs.FilesystemStore(root)
+    node = ArrayNode.of_path("/arr")
+    meta = store.array_metadata(node)
+    rows = meta.chunks[0]
+    # Worker w owns every n_workers-th row of chunks: its writes touch only its chunks.
+    for rep in range(3):
+        for r in range(worker * rows, meta.shape[0], rows * n_workers):
+            block = np.full((rows, meta.shape[1]), worker * 100 + rep, dtype="int32")
+            store.write_array(node, (slice(r, r + rows),), block)
+
+
+def test_processes_write_different_chunks(tmp_path):
+    store = zs.FilesystemStore(tmp_path)
+    node = ArrayNode.of_path("/arr")
+    n_workers = 4
+    store.create_array(node, shape=(32, 30), chunks=(4, 5), dtype="int32", fill_value=-1,
+                       codecs=[Bytes(), Zstd(1), Crc32c()])
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(str(tmp_path), w, n_workers))
+             for w in range(n_workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    expected = np.empty((32, 30), dtype="int32")
+    for r in range(0, 32, 4):
+        expected[r:r + 4] = ((r // 4) % n_workers) * 100 + 2
+    np.testing.assert_array_equal(store.read_array(node), expected)
+    assert not any(_is_tmp(f) for f in files_under(tmp_path))
