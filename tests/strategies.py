@@ -3,13 +3,16 @@
 Strategies
 ----------
 ``dtypes``, ``shapes``, ``chunk_shapes``, ``fill_values``, ``scalars``,
-``arrays_of``, ``write_values``, ``codec_chains``, ``chunk_key_encodings``,
+``arrays_of``, ``write_values``, ``codec_chains``, ``sharded_layouts``
+(``sharding_indexed`` chains with their shard shape), ``chunk_key_encodings``,
 ``array_configs``, ``selections`` (the store API's orthogonal selections),
 ``basic_selections`` (NumPy basic indexing, for the ``Array`` view).
 
 Sizes stay small (at most 12 per axis, a few hundred elements in all) so
 each example runs in milliseconds; chunk shapes need not divide the shape
-and may exceed it.
+and may exceed it. Sharded arrays draw the inner chunk shape first and make
+the shard (the array's chunk) a multiple of it; the number of inner chunks
+stays small too.
 
 Reference model
 ---------------
@@ -29,12 +32,12 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as npst
 
-from zarrsync.codecs import Bytes, Crc32c, Gzip, Transpose, Zstd
+from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, Transpose, Zstd
 
 __all__ = [
     "DTYPES", "MAX_SIDE", "MAX_SIZE", "ArrayConfig", "dtypes", "shapes", "chunk_shapes",
     "fill_values", "scalars", "arrays_of", "write_values", "codec_chains",
-    "chunk_key_encodings", "array_configs", "axis_selections", "selections",
+    "sharded_layouts", "is_fast_path", "chunk_key_encodings", "array_configs", "axis_selections", "selections",
     "basic_selections", "orthogonal_index", "np_read", "np_write", "crop_or_pad",
     "chunk_key", "expected_chunk_keys", "as_bytes", "assert_bitwise_equal",
 ]
@@ -255,6 +258,112 @@ def codec_chains(draw, ndim):
     return chain
 
 
+#: Largest number of inner chunks over a sharded array's whole shard grid
+#: (a whole-shard write encodes every inner chunk of its shard).
+MAX_INNER_CHUNKS = 96
+
+
+@st.composite
+def _inner_chain(draw, ndim):
+    """The inner chunks' chain of a shard: optional ``Transpose``, ``Bytes``
+    (little or big), 0-2 of gzip/zstd/crc32c; sometimes ``None`` (default)."""
+    if draw(st.integers(0, 5)) == 0:
+        return None
+    chain = []
+    if draw(st.booleans()):
+        chain.append(Transpose(draw(st.permutations(range(ndim)))))
+    chain.append(Bytes(draw(st.sampled_from(["little", "big"]))))
+    chain.extend(draw(st.lists(_bytes_to_bytes(), max_size=2)))
+    return chain
+
+
+@st.composite
+def _index_chain(draw):
+    """``[Bytes(endian)]`` or ``[Bytes(endian), Crc32c()]``, or ``None`` (the default,
+    bytes + crc32c)."""
+    if draw(st.integers(0, 5)) == 0:
+        return None
+    chain = [Bytes(draw(st.sampled_from(["little", "big"])))]
+    if draw(st.booleans()):
+        chain.append(Crc32c())
+    return chain
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def _sharding_codec(draw, inner_shape, nested_ok=True):
+    """A ``ShardingIndexed`` with inner chunk shape ``inner_shape`` (whose shard
+    shape the caller makes a multiple of it); occasionally nested sharding."""
+    ndim = len(inner_shape)
+    if nested_ok and draw(st.integers(0, 5)) == 0:
+        # Nested: each inner chunk is itself a shard of smaller inner chunks.
+        inner_inner = draw(st.tuples(*[st.sampled_from(_divisors(n)) for n in inner_shape])
+                           .filter(lambda c: math.prod(n // k for n, k in zip(inner_shape, c))
+                                   <= 8), label="nested inner chunk shape")
+        codecs = [draw(_sharding_codec(inner_inner, nested_ok=False))]
+    else:
+        codecs = draw(_inner_chain(ndim))
+    return ShardingIndexed(inner_shape, codecs, draw(_index_chain()),
+                           draw(st.sampled_from(["start", "end"])))
+
+
+def is_fast_path(codecs):
+    """True if ``codecs`` is ``sharding_indexed`` alone: zarrsync then plans on the
+    inner chunk grid and reads byte ranges; other sharded chains (a transpose
+    before it, a bytes->bytes codec after it) decode and encode whole shards."""
+    if not codecs or len(codecs) != 1:
+        return False
+    c = codecs[0]
+    return isinstance(c, ShardingIndexed) or (
+        isinstance(c, dict) and c.get("name") == "sharding_indexed")
+
+
+@st.composite
+def sharded_layouts(draw, shape, path=None):
+    """``(chunks, codecs)`` of a sharded array of ``shape`` (rank >= 1).
+
+    The inner chunk shape is drawn first (1..5 per axis, at most the axis
+    length, mostly) and the shard shape, the array's chunk shape, is a
+    multiple of it (1..4 inner chunks per axis, so it may exceed the array).
+    ``path`` is ``"fast"`` (``sharding_indexed`` alone), ``"transpose"`` (a
+    ``Transpose`` before it: the sharding codec then sees the transposed
+    shard, so its inner shape is transposed too), ``"compress"`` (gzip,
+    zstd or crc32c after it) or ``None`` (mostly fast). Sometimes given as
+    spec JSON dicts.
+    """
+    shape = tuple(shape)
+    ndim = len(shape)
+    assert ndim >= 1, "sharding needs rank >= 1"
+    if path is None:
+        path = draw(st.sampled_from(["fast", "fast", "fast", "transpose", "compress"]),
+                    label="sharding path")
+
+    def inner_chunks(chunks, per_shard):
+        n_shards = math.prod(-(-n // c) for n, c in zip(shape, chunks))
+        return n_shards * math.prod(per_shard)
+
+    inner = draw(st.tuples(*[st.integers(1, max(1, min(5, n))) for n in shape]),
+                 label="inner chunk shape")
+    per_shard = draw(st.tuples(*[st.integers(1, 4) for _ in shape]).filter(
+        lambda m: inner_chunks([i * k for i, k in zip(inner, m)], m) <= MAX_INNER_CHUNKS),
+        label="inner chunks per shard")
+    chunks = tuple(i * k for i, k in zip(inner, per_shard))
+    if path == "transpose":
+        order = draw(st.permutations(range(ndim)), label="transpose before sharding")
+        codecs = [Transpose(order),
+                  draw(_sharding_codec(tuple(inner[i] for i in order)))]
+    else:
+        codecs = [draw(_sharding_codec(inner))]
+        if path == "compress":
+            codecs.extend(draw(st.lists(_bytes_to_bytes(), min_size=1, max_size=2)))
+    if draw(st.integers(0, 4)) == 0:
+        codecs = [c.to_dict() for c in codecs]
+    return chunks, codecs
+
+
 def chunk_key_encodings():
     """``(chunk_key_encoding, separator)`` pairs."""
     return st.tuples(st.sampled_from(["default", "v2"]), st.sampled_from(["/", "."]))
@@ -289,16 +398,28 @@ class ArrayConfig:
 
 
 @st.composite
-def array_configs(draw, shape=None, ndim=None, dtype=None, max_chunks=MAX_SIZE):
-    """An ``ArrayConfig``: shape, chunks, dtype, fill value, codecs and chunk keys."""
+def array_configs(draw, shape=None, ndim=None, dtype=None, max_chunks=MAX_SIZE,
+                  sharded=None, sharding_path=None):
+    """An ``ArrayConfig``: shape, chunks, dtype, fill value, codecs and chunk keys.
+
+    ``sharded``: ``True`` always draws a ``sharding_indexed`` layout (see
+    ``sharded_layouts``; ``sharding_path`` picks its path), ``False`` never,
+    ``None`` about one time in four when the rank is at least 1.
+    """
     if shape is None:
-        shape = draw(shapes(ndim=ndim), label="shape")
+        shape = draw(shapes(min_dims=1 if sharded else 0, ndim=ndim), label="shape")
     shape = tuple(shape)
-    chunks = draw(chunk_shapes(shape, max_chunks), label="chunks")
+    if sharded is None:
+        sharded = len(shape) > 0 and draw(st.integers(0, 3), label="sharded") == 0
     if dtype is None:
         dtype = draw(dtypes(), label="dtype")
-    fill = draw(fill_values(dtype), label="fill_value")
-    codecs = draw(codec_chains(len(shape)), label="codecs")
+    if sharded:
+        chunks, codecs = draw(sharded_layouts(shape, sharding_path), label="sharded layout")
+        fill = draw(fill_values(dtype), label="fill_value")
+    else:
+        chunks = draw(chunk_shapes(shape, max_chunks), label="chunks")
+        fill = draw(fill_values(dtype), label="fill_value")
+        codecs = draw(codec_chains(len(shape)), label="codecs")
     encoding, separator = draw(chunk_key_encodings(), label="chunk_key_encoding")
     return ArrayConfig(shape, chunks, np.dtype(dtype), fill, codecs, encoding, separator)
 

@@ -211,6 +211,13 @@ def _int_list(value, field, minimum):
     return tuple(out)
 
 
+def _check_header(doc, node_type, where):
+    if _require(doc, "zarr_format", where) != 3:
+        raise ParseError(f"{where}: zarr_format must be 3, got {doc['zarr_format']!r}")
+    if _require(doc, "node_type", where) != node_type:
+        raise ParseError(f"{where}: node_type must be {node_type!r}, got {doc['node_type']!r}")
+
+
 def _check_extra(doc, known, where, tolerated=()):
     """Unknown fields are allowed only as objects with ``"must_understand": false``."""
     extra = {}
@@ -286,10 +293,7 @@ class GroupMetadata:
 
     @classmethod
     def from_dict(cls, doc, where="zarr.json"):
-        if _require(doc, "zarr_format", where) != 3:
-            raise ParseError(f"{where}: zarr_format must be 3, got {doc['zarr_format']!r}")
-        if _require(doc, "node_type", where) != "group":
-            raise ParseError(f"{where}: node_type must be 'group', got {doc['node_type']!r}")
+        _check_header(doc, "group", where)
         extra = _check_extra(doc, _GROUP_KEYS, where, _TOLERATED_GROUP_KEYS)
         return cls(_check_attributes(doc.get("attributes"), where), extra)
 
@@ -397,10 +401,7 @@ class ArrayMetadata:
     @classmethod
     def from_dict(cls, doc, where="zarr.json"):
         """Validate a parsed ``zarr.json`` object; ``ParseError`` names the bad field."""
-        if _require(doc, "zarr_format", where) != 3:
-            raise ParseError(f"{where}: zarr_format must be 3, got {doc['zarr_format']!r}")
-        if _require(doc, "node_type", where) != "array":
-            raise ParseError(f"{where}: node_type must be 'array', got {doc['node_type']!r}")
+        _check_header(doc, "array", where)
         extra = _check_extra(doc, _ARRAY_KEYS, where)
         shape = _int_list(_require(doc, "shape", where), f"{where}: shape", 0)
 
