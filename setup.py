@@ -22,13 +22,31 @@ directives = {
 
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 
-KERNELS = ["copy", "transform", "indexing", "shard"]
+KERNELS = ["copy", "transform", "indexing", "shard", "vlen"]
+
+# Kernels that include NumPy's C headers: vlen reads and writes StringDType
+# elements through the NEP 55 string API (NumPy >= 2.0 at build and run time).
+NUMPY_KERNELS = {"vlen"}
+
+
+def numpy_build_options(name):
+    if name not in NUMPY_KERNELS:
+        return {}
+    import numpy
+
+    return {
+        "include_dirs": [numpy.get_include()],
+        "define_macros": [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                          ("NPY_TARGET_VERSION", "NPY_2_0_API_VERSION")],
+    }
+
 
 extensions = [
     Extension(
         f"zarrsync._kernels.{name}",
         [f"zarrsync/_kernels/{name}.pyx"],
         extra_compile_args=compile_args,
+        **numpy_build_options(name),
     )
     for name in KERNELS
 ]

@@ -7,6 +7,10 @@ is faster). A NumPy copy of the same bytes is printed as a physical limit.
 
     python benchmarks/compare.py            # full sizes
     python benchmarks/compare.py --quick    # small sizes, a smoke run
+    python benchmarks/compare.py --only strings   # just the rows whose label matches
+
+String rows (1,000,000 short strings, vlen-utf8 + zstd(1)) give million
+strings per second; tensorstore cannot hold the string data type.
 """
 
 import argparse
@@ -18,20 +22,27 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import smooth_field  # noqa: E402
+from common import short_strings, smooth_field  # noqa: E402
 
 import zarrsync as zs  # noqa: E402
-from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, Zstd  # noqa: E402
+from zarrsync.codecs import (Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8,  # noqa: E402
+                             Zstd)
+
+
+def is_string(dtype):
+    return np.dtype(dtype).kind == "T"
 
 
 # -- implementations --------------------------------------------------------------
 # Each adapter: create(shape, chunks, dtype, codec) -> handle; write(h, sel, data);
 # read(h, sel) -> ndarray; resize(h, shape). codec is "raw", "zstd1", "gzip1", or
 # ("sharded", inner): chunks are then the shard shape, inner chunks zstd(1) and
-# the shard index bytes + crc32c.
+# the shard index bytes + crc32c. String data (StringDType) uses vlen-utf8 where
+# numbers use bytes; ``strings`` says whether an implementation can hold it.
 
 class ZarrSync:
     name = "zarrsync"
+    strings = True
     CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1)],
               "gzip1": [Bytes(), Gzip(level=1)]}
 
@@ -42,6 +53,8 @@ class ZarrSync:
             codecs = [ShardingIndexed(codec[1], [Bytes(), Zstd(level=1)], [Bytes(), Crc32c()])]
         else:
             codecs = self.CODECS[codec]
+        if is_string(dtype):
+            codecs = [VlenUtf8() if isinstance(c, Bytes) else c for c in codecs]
         store.create_array(node, shape=shape, chunks=chunks, dtype=dtype, codecs=codecs)
         return store, node
 
@@ -57,6 +70,7 @@ class ZarrSync:
 
 class ZarrPython:
     name = "zarr-python"
+    strings = True
 
     def __init__(self):
         import zarr
@@ -67,12 +81,13 @@ class ZarrPython:
         if isinstance(codec, tuple):
             return self.zarr.create_array(self.zarr.storage.MemoryStore(), shape=shape,
                                           shards=chunks, chunks=codec[1], dtype=dtype,
-                                          compressors=[ZstdCodec(level=1)], fill_value=0)
+                                          compressors=[ZstdCodec(level=1)],
+                                          fill_value="" if is_string(dtype) else 0)
         compressors = {"raw": None, "zstd1": [ZstdCodec(level=1)],
                        "gzip1": [GzipCodec(level=1)]}[codec]
         return self.zarr.create_array(self.zarr.storage.MemoryStore(), shape=shape,
                                       chunks=chunks, dtype=dtype, compressors=compressors,
-                                      fill_value=0)
+                                      fill_value="" if is_string(dtype) else 0)
 
     def write(self, h, sel, data):
         h[sel] = data
@@ -86,6 +101,7 @@ class ZarrPython:
 
 class TensorStore:
     name = "tensorstore"
+    strings = False  # no string data type in its zarr3 driver
 
     def __init__(self):
         import tensorstore
@@ -165,6 +181,11 @@ def workloads(quick):
     out.append(("8x8 chunks read", "read", "zstd1", small, (8, 8)))
     out.append((f"append {steps} steps", "append", "zstd1", slab, (8, n, n), steps))
     out.append(("strided read ::4", "strided", "zstd1", field, (chunk,) * 3))
+    n_str, str_chunk = (200_000, 20_000) if quick else (1_000_000, 100_000)
+    text = short_strings(n_str)
+    label = f"{n_str // 1000}k strings/{str_chunk // 1000}k"
+    out.append((f"strings write {label}", "write", "zstd1", text, (str_chunk,)))
+    out.append((f"strings read {label}", "read", "zstd1", text, (str_chunk,)))
     return out
 
 
@@ -181,12 +202,13 @@ def run_workload(impl, wl, repeats):
         return median_time(append, repeats), steps, "steps/s"
     h = impl.create(data.shape, chunks, data.dtype, codec)
     impl.write(h, (slice(None),) * data.ndim, data)
+    amount, unit = (data.size, "Mstr/s") if is_string(data.dtype) else (data.nbytes, "MB/s")
     if kind == "write":
         t = median_time(lambda: impl.write(h, (slice(None),) * data.ndim, data), repeats)
-        return t, data.nbytes, "MB/s"
+        return t, amount, unit
     if kind == "read":
         t = median_time(lambda: impl.read(h, (slice(None),) * data.ndim), repeats)
-        return t, data.nbytes, "MB/s"
+        return t, amount, unit
     if kind == "points":
         rng = np.random.default_rng(0)
         n = data.shape[0]
@@ -209,6 +231,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="run the rows whose label contains this")
     args = parser.parse_args(argv)
 
     impls = available_implementations()
@@ -218,14 +241,18 @@ def main(argv=None):
     print("| workload | " + " | ".join(names) + " | ratio |")
     print("|---|" + "---|" * len(names) + "---|")
     for wl in workloads(args.quick):
+        if args.only not in wl[0]:
+            continue
         speeds = {}
         unit = ""
         for impl in impls:
+            if is_string(wl[3].dtype) and not impl.strings:
+                continue
             t, amount, unit = run_workload(impl, wl, args.repeats)
-            speeds[impl.name] = amount / t / (1e6 if unit == "MB/s" else 1)
+            speeds[impl.name] = amount / t / (1e6 if unit in ("MB/s", "Mstr/s") else 1)
         others = [v for k, v in speeds.items() if k != "zarrsync"]
         ratio = speeds["zarrsync"] / max(others) if others else float("nan")
-        cells = " | ".join(f"{speeds[n]:.1f} {unit}" for n in names)
+        cells = " | ".join(f"{speeds[n]:.1f} {unit}" if n in speeds else "n/a" for n in names)
         print(f"| {wl[0]} | {cells} | {ratio:.2f}x |")
 
     data = smooth_field((256, 256, 256) if not args.quick else (128, 128, 128))

@@ -35,7 +35,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "ci",
-    max_examples=300,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     print_blob=True,
@@ -49,8 +49,9 @@ settings.load_profile(
 
 STORE_FACTORIES = [
     ("memory", lambda path: zarrsync.MemoryStore()),
-    # Once the backend exists:
-    # ("filesystem", lambda path: zarrsync.FilesystemStore(path)),
+    ("filesystem", lambda path: zarrsync.FilesystemStore(path)),
+    # A sibling file: ``path`` may not exist yet, and is unique per store.
+    ("zip", lambda path: zarrsync.ZipStore(path.with_name(path.name + ".zip"), mode="w")),
 ]
 
 

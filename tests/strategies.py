@@ -17,8 +17,9 @@ stays small too.
 Reference model
 ---------------
 ``orthogonal_index``, ``np_read``, ``np_write``, ``crop_or_pad``,
-``chunk_key``, ``expected_chunk_keys`` and ``assert_bitwise_equal`` say,
-with NumPy alone and without calling zarrsync, what zarrsync must return.
+``chunk_key``, ``expected_chunk_keys``, ``shard_index_entries``,
+``expected_empty_inner_chunks`` and ``assert_bitwise_equal`` say, with NumPy
+alone and without calling zarrsync, what zarrsync must return and store.
 Floating-point data is compared bit for bit: zarrsync stores exactly the
 bits it was given (NaN payloads, -0.0), and decides that a chunk is "all
 fill value" bitwise.
@@ -37,9 +38,11 @@ from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, Transpose, Zst
 __all__ = [
     "DTYPES", "MAX_SIDE", "MAX_SIZE", "ArrayConfig", "dtypes", "shapes", "chunk_shapes",
     "fill_values", "scalars", "arrays_of", "write_values", "codec_chains",
-    "sharded_layouts", "is_fast_path", "chunk_key_encodings", "array_configs", "axis_selections", "selections",
-    "basic_selections", "orthogonal_index", "np_read", "np_write", "crop_or_pad",
-    "chunk_key", "expected_chunk_keys", "as_bytes", "assert_bitwise_equal",
+    "sharded_layouts", "is_fast_path", "chunk_key_encodings", "array_configs",
+    "axis_selections", "selections", "basic_selections", "orthogonal_index", "np_read",
+    "np_write", "crop_or_pad", "chunk_key", "expected_chunk_keys", "sharding_config",
+    "shard_index_entries", "expected_empty_inner_chunks", "as_bytes",
+    "assert_bitwise_equal",
 ]
 
 #: The Zarr v3 core numeric data types zarrsync supports.
@@ -341,15 +344,22 @@ def sharded_layouts(draw, shape, path=None):
         path = draw(st.sampled_from(["fast", "fast", "fast", "transpose", "compress"]),
                     label="sharding path")
 
-    def inner_chunks(chunks, per_shard):
-        n_shards = math.prod(-(-n // c) for n, c in zip(shape, chunks))
-        return n_shards * math.prod(per_shard)
+    def inner_chunks(inner, per_shard):
+        # Inner chunks over the whole shard grid (shards may overhang the array).
+        return math.prod(-(-n // (i * k)) * k for n, i, k in zip(shape, inner, per_shard))
 
-    inner = draw(st.tuples(*[st.integers(1, max(1, min(5, n))) for n in shape]),
-                 label="inner chunk shape")
-    per_shard = draw(st.tuples(*[st.integers(1, 4) for _ in shape]).filter(
-        lambda m: inner_chunks([i * k for i, k in zip(inner, m)], m) <= MAX_INNER_CHUNKS),
-        label="inner chunks per shard")
+    inner = list(draw(st.tuples(*[st.integers(1, max(1, min(5, n))) for n in shape]),
+                      label="inner chunk shape"))
+    per_shard = list(draw(st.tuples(*[st.integers(1, 4) for _ in shape]),
+                          label="inner chunks per shard"))
+    # Too many inner chunks: fewer per shard first, then larger inner chunks
+    # (deterministic, so that Hypothesis still shrinks the drawn values).
+    while inner_chunks(inner, per_shard) > MAX_INNER_CHUNKS and max(per_shard) > 1:
+        per_shard[per_shard.index(max(per_shard))] -= 1
+    while inner_chunks(inner, per_shard) > MAX_INNER_CHUNKS:
+        d = max(range(ndim), key=lambda d: -(-shape[d] // inner[d]))
+        inner[d] += 1
+    inner, per_shard = tuple(inner), tuple(per_shard)
     chunks = tuple(i * k for i, k in zip(inner, per_shard))
     if path == "transpose":
         order = draw(st.permutations(range(ndim)), label="transpose before sharding")
@@ -590,6 +600,56 @@ def chunk_key(coords, chunk_key_encoding="default", separator="/"):
     if chunk_key_encoding == "default":
         return separator.join(["c"] + parts)
     return separator.join(parts) if parts else "0"
+
+
+def sharding_config(codecs):
+    """``(chunk_shape, index_location, index_endian, index_crc32c)`` of a chain
+    that is ``sharding_indexed`` alone (as a codec object or its JSON form)."""
+    (codec,) = codecs
+    doc = codec if isinstance(codec, dict) else codec.to_dict()
+    config = doc["configuration"]
+    index = config.get("index_codecs") or [{"name": "bytes"}, {"name": "crc32c"}]
+    endian = index[0].get("configuration", {}).get("endian", "little")
+    return (tuple(config["chunk_shape"]), config.get("index_location", "end"), endian,
+            [c["name"] for c in index[1:]] == ["crc32c"])
+
+
+def shard_index_entries(raw, n_inner, index_location, endian, crc):
+    """The ``(n_inner, 2)`` uint64 ``(offset, nbytes)`` entries of a stored shard,
+    per the spec; asserts the crc32c and that every entry lies in the data.
+
+    https://zarr-specs.readthedocs.io/en/latest/v3/codecs/sharding-indexed/index.html
+    """
+    import crc32c
+
+    size = 16 * n_inner + (4 if crc else 0)
+    assert len(raw) >= size, f"a shard of {len(raw)} bytes cannot hold a {size}-byte index"
+    index = raw[:size] if index_location == "start" else raw[len(raw) - size:]
+    if crc:
+        assert crc32c.crc32c(index[:-4]) == int.from_bytes(index[-4:], "little")
+        index = index[:-4]
+    entries = np.frombuffer(index, dtype="<u8" if endian == "little" else ">u8")
+    entries = entries.astype(np.uint64).reshape(n_inner, 2)
+    lo, hi = (size, len(raw)) if index_location == "start" else (0, len(raw) - size)
+    for offset, nbytes in entries.tolist():
+        if offset == nbytes == 2**64 - 1:
+            continue
+        assert lo <= offset and offset + nbytes <= hi, (offset, nbytes, lo, hi)
+    return entries
+
+
+def expected_empty_inner_chunks(data, fill, shard_coords, shard_shape, inner_shape):
+    """For each inner chunk of the shard at ``shard_coords`` (C order), whether it
+    must be left out of the shard: its elements inside the array (``data``) are
+    all, bitwise, the fill value (the shard's overhang counts as fill)."""
+    fill_row = as_bytes(np.array(fill, dtype=data.dtype))[0]
+    per_shard = [s // c for s, c in zip(shard_shape, inner_shape)]
+    out = []
+    for pos in itertools.product(*[range(n) for n in per_shard]):
+        region = tuple(slice(sc * s + p * c, sc * s + (p + 1) * c)
+                       for sc, s, p, c in zip(shard_coords, shard_shape, pos, inner_shape))
+        out.append(bool((as_bytes(data[region]) == fill_row).all()))
+    return out
 
 
 def as_bytes(a):

@@ -10,6 +10,9 @@ basic indexing (clipped slices, negative steps).
 Run more examples with ``HYPOTHESIS_PROFILE=ci`` (see ``conftest.py``).
 """
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -20,9 +23,11 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, r
 import zarrsync as zs
 from zarrsync import ArrayNode
 
-from strategies import (array_configs, assert_bitwise_equal, basic_selections, crop_or_pad,
-                        expected_chunk_keys, np_read, np_write, orthogonal_index, scalars,
-                        selections, shapes, write_values)
+from strategies import (array_configs, assert_bitwise_equal, basic_selections, chunk_key,
+                        crop_or_pad, expected_chunk_keys, expected_empty_inner_chunks,
+                        is_fast_path, np_read, np_write, orthogonal_index, scalars,
+                        selections, shard_index_entries, sharding_config, shapes,
+                        write_values)
 
 # A nested node, so chunk keys carry a multi-level prefix.
 NODE = ArrayNode.of_path("/group/arr")
@@ -212,6 +217,89 @@ def test_shrink_then_grow_back_shows_fill(store_factory, data):
     expected = crop_or_pad(crop_or_pad(expected, small, config.fill_value), config.shape,
                            config.fill_value)
     check_chunks_and_contents(store, config, expected)
+
+
+# -- sharding_indexed ------------------------------------------------------------------------
+# array_configs() shards about one array in four for every test above; these
+# draw sharded arrays only, on each path: "fast" (sharding_indexed alone: the
+# inner chunk grid, byte-range reads), "transpose" and "compress" (a codec
+# around the sharding codec: whole shards decoded and encoded).
+
+def check_shard_layouts(store, config, expected):
+    """Every stored shard of a fast-path array, parsed with NumPy: its index
+    leaves out exactly the inner chunks that are all fill value (bitwise), and
+    it holds the index plus the stored inner chunks, nothing else."""
+    inner, location, endian, crc = sharding_config(config.codecs)
+    per_shard = [s // c for s, c in zip(config.chunks, inner)]
+    n_inner = math.prod(per_shard)
+    grid = [-(-n // c) for n, c in zip(expected.shape, config.chunks)]
+    for coords in itertools.product(*[range(g) for g in grid]):
+        raw = store.get(PREFIX + chunk_key(coords, config.chunk_key_encoding, config.separator))
+        if raw is None:
+            continue
+        entries = shard_index_entries(raw, n_inner, location, endian, crc)
+        empty = [offset == nbytes == 2**64 - 1 for offset, nbytes in entries.tolist()]
+        assert empty == expected_empty_inner_chunks(expected, config.fill_value, coords,
+                                                    config.chunks, inner), coords
+        stored = entries[~np.array(empty)]
+        assert len(raw) == 16 * n_inner + 4 * crc + int(stored[:, 1].sum())
+
+
+SHARDING_PATHS = st.sampled_from(["fast", "fast", "transpose", "compress"])
+
+
+@settings(max_examples=max(10, MAX_EXAMPLES // 2))
+@given(data=st.data())
+def test_sharded_arrays_match_numpy(store_factory, data):
+    """Random shard and inner chunk shapes, both index locations, with and
+    without crc32c, compression and transpose inside, nested sharding: reads
+    and writes match NumPy, fill-value inner chunks are left out of their
+    shard, and a shard with no inner chunk left is not stored."""
+    path = data.draw(SHARDING_PATHS, label="sharding path")
+    config = data.draw(array_configs(sharded=True, sharding_path=path), label="config")
+    assert is_fast_path(config.codecs) == (path == "fast")
+    store = store_factory()
+    config.create(store, NODE)
+    expected = config.reference()
+    for _ in range(data.draw(st.integers(1, 3), label="rounds")):
+        random_writes(data, store, config, expected, max_writes=3)
+        for _ in range(data.draw(st.integers(1, 2), label="number of reads")):
+            sel = data.draw(selections(expected.shape), label="read selection")
+            assert_bitwise_equal(store.read_array(NODE, sel), np_read(expected, sel))
+        check_chunks_and_contents(store, config, expected)
+        if path == "fast":
+            check_shard_layouts(store, config, expected)
+    # Fill over a random selection, then over everything: no shard is left.
+    sel = data.draw(selections(expected.shape), label="fill selection")
+    store.write_array(NODE, sel, config.fill_value)
+    np_write(expected, sel, config.fill_value)
+    check_chunks_and_contents(store, config, expected)
+    if path == "fast":
+        check_shard_layouts(store, config, expected)
+    store.write_array(NODE, Ellipsis, config.fill_value)
+    assert stored_chunk_keys(store) == set()
+
+
+@settings(max_examples=max(10, MAX_EXAMPLES // 4))
+@given(data=st.data())
+def test_sharded_reshape_matches_numpy(store_factory, data):
+    """Resizes of sharded arrays crop and pad with the fill value; inner chunks
+    cut off by a shrink are left out of their shard."""
+    path = data.draw(SHARDING_PATHS, label="sharding path")
+    config = data.draw(array_configs(sharded=True, sharding_path=path), label="config")
+    store = store_factory()
+    config.create(store, NODE)
+    expected = config.reference()
+    random_writes(data, store, config, expected, max_writes=3)
+    for _ in range(data.draw(st.integers(1, 3), label="number of resizes")):
+        new_shape = data.draw(shapes(ndim=config.ndim), label="new shape")
+        store.reshape(NODE, new_shape)
+        expected = crop_or_pad(expected, new_shape, config.fill_value)
+        check_chunks_and_contents(store, config, expected)
+        if path == "fast":
+            check_shard_layouts(store, config, expected)
+        random_writes(data, store, config, expected, max_writes=2)
+        check_chunks_and_contents(store, config, expected)
 
 
 # -- 0-d arrays ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from .codecs._vlen import coerce_vlen, is_vlen
 from .errors import InvalidArraySlice, InvalidDataType
 from .indexing import _expand, normalize_selection
 from .nodes import ArrayNode
@@ -150,7 +151,11 @@ class Array:
     def __setitem__(self, selection, value):
         dtype = self.dtype
         sel, flip = self._positive(selection)
-        if (isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic)
+        if is_vlen(dtype):
+            # str/bytes: no casting between kinds, and no detour through a
+            # fixed-width array (which would drop trailing NULs).
+            value = coerce_vlen(value, dtype)
+        elif (isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic)
                 and np.result_type(value, dtype) == dtype):
             # A Python scalar is "weak" (NEP 50): it takes the array's type, so
             # ``arr[...] = 0`` works on a uint8 array as in NumPy.

@@ -14,7 +14,7 @@ import numpy as np
 from ._kernels.indexing import ChunkPlan
 from .errors import InvalidArraySlice
 
-__all__ = ["Selection", "normalize_selection", "ChunkPlan"]
+__all__ = ["Selection", "normalize_selection", "ChunkPlan", "ElementPlan"]
 
 
 class Selection:
@@ -155,3 +155,44 @@ def normalize_selection(selection, shape, clip=False):
         else:
             raise InvalidArraySlice(f"unsupported selection on axis {axis}: {s!r}")
     return Selection(axes, tuple(full_shape), tuple(out_shape))
+
+
+def _numpy_index(per_axis):
+    """A NumPy index from ``ChunkPlan.element_index`` entries (slices and position
+    buffers) selecting their outer product, as the plan's kernels do."""
+    axes = [np.frombuffer(a, dtype=np.intp) if isinstance(a, bytearray) else a
+            for a in per_axis]
+    if not axes:
+        return Ellipsis  # rank 0: a 0-d view, not the element itself
+    if sum(isinstance(a, np.ndarray) for a in axes) > 1:
+        # Several integer-list axes: outer product, as numpy.ix_ (slices as ranges).
+        return np.ix_(*[np.arange(a.start, a.stop, a.step) if isinstance(a, slice) else a
+                        for a in axes])
+    return tuple(axes)
+
+
+class ElementPlan:
+    """A ``ChunkPlan`` whose ``gather``/``scatter`` copy elements with NumPy indexing.
+
+    For object (``bytes``) and ``StringDType`` (``string``) arrays, whose
+    elements are references rather than raw bytes, so the plan's byte-copy
+    kernels must not move them. Everything else is the wrapped plan's.
+    """
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __getattr__(self, name):
+        return getattr(self.plan, name)
+
+    def gather(self, i, chunk, out):
+        """Copy chunk ``i``'s selected elements from ``chunk`` into ``out``."""
+        chunk_side, sel_side = self.plan.element_index(i)
+        out[_numpy_index(sel_side)] = chunk[_numpy_index(chunk_side)]
+
+    def scatter(self, i, value, chunk):
+        """Copy the elements of ``value`` that fall in chunk ``i`` into ``chunk``."""
+        chunk_side, sel_side = self.plan.element_index(i)
+        chunk[_numpy_index(chunk_side)] = value[_numpy_index(sel_side)]

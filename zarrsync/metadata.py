@@ -6,12 +6,15 @@ value encodings, codec forms), so the documents interoperate.
 Spec: https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#metadata
 """
 
+import base64
+import binascii
 import json
 import math
 
 import numpy as np
 
 from . import codecs as codecs_mod
+from .codecs._vlen import BYTES_DTYPE, STRING_DTYPE
 from .errors import CodecError, InvalidDataType, ParseError
 
 __all__ = ["ArrayMetadata", "GroupMetadata", "parse_dtype", "parse_fill_value",
@@ -33,8 +36,18 @@ DATA_TYPES = {
     "float64": np.dtype("float64"),
     "complex64": np.dtype("complex64"),
     "complex128": np.dtype("complex128"),
+    # Variable-length types (zarr-extensions data-types/string and data-types/bytes):
+    # NumPy StringDType, and object arrays of bytes.
+    "string": STRING_DTYPE,
+    "bytes": BYTES_DTYPE,
 }
-_NAME_OF = {dt: name for name, dt in DATA_TYPES.items()}
+# Where the name written to zarr.json differs from the DATA_TYPES key: zarr-python
+# 3.1 writes "variable_length_bytes" for bytes (and reads "bytes" too), so the
+# documents stay identical to its own.
+_WRITTEN_NAMES = {"bytes": "variable_length_bytes"}
+# Other names accepted for a data type, when reading and from users.
+_ALIASES = {"variable_length_bytes": "bytes"}
+_NAME_OF = {dt: _WRITTEN_NAMES.get(name, name) for name, dt in DATA_TYPES.items()}
 
 _ARRAY_KEYS = ("zarr_format", "node_type", "shape", "data_type", "chunk_grid",
                "chunk_key_encoding", "fill_value", "codecs", "attributes",
@@ -44,17 +57,32 @@ _GROUP_KEYS = ("zarr_format", "node_type", "attributes")
 _TOLERATED_GROUP_KEYS = ("consolidated_metadata",)
 
 
-def parse_dtype(dtype):
+def parse_dtype(dtype, object_as_bytes=False):
     """The native NumPy dtype for a Zarr data type name or anything ``numpy.dtype`` takes.
 
-    Raises ``InvalidDataType`` for types outside the Zarr v3 core set.
+    Raises ``InvalidDataType`` for types outside the Zarr v3 core set and the
+    variable-length ``string`` (``"string"``, ``str``, any ``StringDType``) and
+    ``bytes`` (``"bytes"``, ``bytes``). NumPy's ``object`` is ambiguous (it
+    holds either), as for zarr-python, unless ``object_as_bytes``.
     """
-    if isinstance(dtype, str) and dtype in DATA_TYPES:
-        return DATA_TYPES[dtype]
+    if isinstance(dtype, str) and _ALIASES.get(dtype, dtype) in DATA_TYPES:
+        return DATA_TYPES[_ALIASES.get(dtype, dtype)]
+    if dtype is str or isinstance(dtype, np.dtypes.StringDType):
+        return STRING_DTYPE
+    if dtype is bytes:
+        return BYTES_DTYPE
     try:
         dt = np.dtype(dtype)
     except TypeError as e:
         raise InvalidDataType(f"not a data type: {dtype!r}") from e
+    if dt.kind in "US":
+        raise InvalidDataType(f"fixed-width data type {dt} is not supported; use "
+                              f"{'string' if dt.kind == 'U' else 'bytes'} (variable length)")
+    if dt.kind == "O":
+        if object_as_bytes:
+            return BYTES_DTYPE
+        raise InvalidDataType("data type object is ambiguous; use 'bytes' (object arrays "
+                              "of bytes) or 'string'")
     native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
     for supported in DATA_TYPES.values():
         if native == supported:
@@ -96,9 +124,34 @@ def _float_from_json(value, dtype, field):
     raise ParseError(f"{field}: {value!r} is not a valid {dtype.name} fill value")
 
 
+def _vlen_fill_from_json(value, dtype, field):
+    """``string``: a JSON string. ``bytes``: base64 text, as zarr-python writes it
+    (a list of byte values 0..255 is read too)."""
+    if dtype.kind == "T":
+        if not isinstance(value, str):
+            raise ParseError(f"{field}: expected a string for the string data type, "
+                             f"got {value!r}")
+        return value
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise ParseError(f"{field}: {value!r} is not base64 (the bytes data type's "
+                             f"fill value encoding)") from None
+    if isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
+        return bytes(value)
+    raise ParseError(f"{field}: expected base64 text for the bytes data type, got {value!r}")
+
+
 def parse_fill_value(value, dtype, field="fill_value"):
-    """A NumPy scalar of ``dtype`` from a ``fill_value`` JSON value (spec encodings)."""
+    """A NumPy scalar of ``dtype`` from a ``fill_value`` JSON value (spec encodings).
+
+    For ``string`` and ``bytes`` the result is a ``str`` or ``bytes``.
+    """
     kind = dtype.kind
+    if kind in "TO":
+        return _vlen_fill_from_json(value, dtype, field)
     if kind == "b":
         if not isinstance(value, bool):
             raise ParseError(f"{field}: expected true or false for bool, got {value!r}")
@@ -144,6 +197,10 @@ def _float_to_json(x, dtype):
 def encode_fill_value(value, dtype):
     """The JSON value zarr-python writes for fill value ``value`` of ``dtype``."""
     kind = dtype.kind
+    if kind == "T":
+        return str(value)
+    if kind == "O":
+        return base64.standard_b64encode(bytes(value)).decode("ascii")
     if kind == "b":
         return bool(value)
     if kind in "iu":
@@ -160,9 +217,20 @@ def encode_fill_value(value, dtype):
 def coerce_fill_value(value, dtype):
     """A user-given fill value (Python, NumPy or JSON form) as a scalar of ``dtype``.
 
-    ``None`` means the data type's zero. Raises ``InvalidDataType`` when the
-    value does not fit the type (e.g. 1.5 for an integer array).
+    ``None`` means the data type's zero (``""`` and ``b""`` for ``string`` and
+    ``bytes``, whose fill values are a ``str`` and a ``bytes``). Raises
+    ``InvalidDataType`` when the value does not fit the type (e.g. 1.5 for an
+    integer array, a ``str`` for a ``bytes`` array).
     """
+    if dtype.kind in "TO":
+        want = str if dtype.kind == "T" else (bytes, bytearray)
+        if value is None:
+            return "" if dtype.kind == "T" else b""
+        if not isinstance(value, want):
+            raise InvalidDataType(f"fill value {value!r} does not fit data type "
+                                  f"{dtype_name(dtype)} (expected "
+                                  f"{'a str' if dtype.kind == 'T' else 'bytes'})")
+        return str(value) if dtype.kind == "T" else bytes(value)
     if value is None:
         return dtype.type(0)
     if isinstance(value, (str, list, tuple)):
@@ -406,8 +474,12 @@ class ArrayMetadata:
         shape = _int_list(_require(doc, "shape", where), f"{where}: shape", 0)
 
         data_type = _require(doc, "data_type", where)
-        if not isinstance(data_type, str) or data_type not in DATA_TYPES:
+        if isinstance(data_type, dict) and set(data_type) <= {"name", "configuration"} \
+                and not data_type.get("configuration"):
+            data_type = data_type.get("name")  # the object form, e.g. {"name": "string"}
+        if not isinstance(data_type, str) or _ALIASES.get(data_type, data_type) not in DATA_TYPES:
             raise ParseError(f"{where}: data_type {data_type!r} is not supported")
+        data_type = _ALIASES.get(data_type, data_type)
         dtype = DATA_TYPES[data_type]
 
         grid = _require(doc, "chunk_grid", where)
@@ -449,7 +521,7 @@ class ArrayMetadata:
 
         attributes = _check_attributes(doc.get("attributes"), where)
         try:
-            return cls(shape, chunks, dtype, fill_value, codec_docs, attributes,
+            return cls(shape, chunks, data_type, fill_value, codec_docs, attributes,
                        doc.get("dimension_names"), encoding["name"], separator, extra)
         except CodecError as e:
             raise ParseError(f"{where}: codecs: {e}") from e

@@ -1,1 +1,2 @@
-"""Compiled kernels (Cython). They import only libc/cpython, never zarrsync."""
+"""Compiled kernels (Cython). They import only libc/cpython (and, in ``vlen``,
+NumPy's C API for StringDType elements), never zarrsync."""

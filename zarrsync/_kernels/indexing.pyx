@@ -354,6 +354,35 @@ cdef class ChunkPlan:
                                  f"expected {expected}")
         return 0
 
+    def element_index(self, Py_ssize_t i):
+        """``(chunk_side, selection_side)``: chunk ``i``'s positions per axis.
+
+        Each side holds one entry per axis: a ``slice``, or for an
+        integer-list axis a ``bytearray`` of native ``Py_ssize_t`` positions
+        (read it with ``numpy.frombuffer(b, numpy.intp)``). For arrays whose
+        elements are not raw bytes (object, StringDType), which ``gather`` and
+        ``scatter`` cannot move; the positions pair up in order.
+        """
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t g, n, e, first, step
+        cdef int d
+        self._check(i)
+        self._groups_of(i, groups)
+        chunk_side, sel_side = [], []
+        for d in range(self.ndim):
+            g = groups[d]
+            n = self.g_count[g]
+            e = self.g_explicit[g]
+            if e >= 0:
+                chunk_side.append(bytearray((<char*>(self.ex_in + e))[:n * sizeof(Py_ssize_t)]))
+                sel_side.append(bytearray((<char*>(self.ex_out + e))[:n * sizeof(Py_ssize_t)]))
+            else:
+                first = self.g_in_first[g]
+                step = self.g_in_step[g]
+                chunk_side.append(slice(first, first + (n - 1) * step + 1, step))
+                sel_side.append(slice(self.g_out_first[g], self.g_out_first[g] + n))
+        return tuple(chunk_side), tuple(sel_side)
+
     def gather(self, Py_ssize_t i, chunk, out):
         """Copy chunk ``i``'s selected elements from ``chunk`` into ``out``.
 

@@ -8,11 +8,13 @@ from ._crc32c import Crc32c
 from ._gzip import Gzip
 from ._sharding import ShardingIndexed
 from ._transpose import Transpose
+from ._vlen import VlenBytes, VlenUtf8, is_vlen
 from ._zstd import Zstd
 
 __all__ = ["Codec", "ArrayToArrayCodec", "ArrayToBytesCodec", "BytesToBytesCodec",
            "CodecChain", "Bytes", "Transpose", "Gzip", "Zstd", "Crc32c", "ShardingIndexed",
-           "from_dict", "register_codec", "parse_codecs", "default_codecs"]
+           "VlenUtf8", "VlenBytes", "from_dict", "register_codec", "parse_codecs",
+           "default_codecs"]
 
 _REGISTRY = {}
 
@@ -23,7 +25,7 @@ def register_codec(cls):
     return cls
 
 
-for _cls in (Bytes, Transpose, Gzip, Zstd, Crc32c, ShardingIndexed):
+for _cls in (Bytes, Transpose, Gzip, Zstd, Crc32c, ShardingIndexed, VlenUtf8, VlenBytes):
     register_codec(_cls)
 
 
@@ -58,5 +60,13 @@ def parse_codecs(codecs):
 
 
 def default_codecs(dtype):
-    """zarr-python's default chain for numeric data: bytes, then zstd(level 0)."""
-    return [Bytes("little"), Zstd(level=0, checksum=False)]
+    """zarr-python's default chain: bytes (vlen-utf8 for ``string``, vlen-bytes
+    for ``bytes``), then zstd(level 0)."""
+    return [default_array_bytes(dtype), Zstd(level=0, checksum=False)]
+
+
+def default_array_bytes(dtype):
+    """The array->bytes codec zarr-python picks for ``dtype``."""
+    if is_vlen(dtype):
+        return VlenUtf8() if dtype.kind == "T" else VlenBytes()
+    return Bytes("little")

@@ -49,6 +49,11 @@ class Bytes(ArrayToBytesCodec):
         return {"name": "bytes", "configuration": {"endian": self.endian}}
 
     def evolve(self, dtype, chunk_shape, fill_value=None):
+        if dtype.kind in "TO":
+            name = "string" if dtype.kind == "T" else "bytes"
+            codec = "vlen-utf8" if dtype.kind == "T" else "vlen-bytes"
+            raise CodecError(f"the bytes codec cannot encode the variable-length {name} "
+                             f"data type; use {codec}")
         if dtype.itemsize == 1:
             # As zarr-python: one-byte types have no byte order to record.
             return self if self.endian is None else Bytes(None)

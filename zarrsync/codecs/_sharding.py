@@ -20,9 +20,11 @@ from .._kernels import shard as shard_kernels
 from .._kernels import transform
 from .._kernels.indexing import ChunkPlan
 from ..errors import CodecError, InvalidShardingChunkShape
+from ..indexing import ElementPlan
 from ._bytes import Bytes
 from ._chain import ArrayToBytesCodec, CodecChain
 from ._crc32c import Crc32c
+from ._vlen import all_fill, fill_array, is_vlen
 
 EMPTY = 2**64 - 1
 _INDEX_DTYPE = np.dtype("uint64")
@@ -59,6 +61,8 @@ class ShardingIndexed(ArrayToBytesCodec):
                 f"sharding chunk_shape must be positive integers, got {list(chunk_shape)!r}")
         self.chunk_shape = tuple(int(n) for n in chunk_shape)
         self.codecs = tuple(parse_codecs(codecs if codecs is not None else [Bytes()]))
+        # No inner codecs given: evolve() picks the data type's array->bytes codec.
+        self._default_codecs = codecs is None
         self.index_codecs = tuple(parse_codecs(
             index_codecs if index_codecs is not None else [Bytes(), Crc32c()]))
         if index_location not in ("start", "end"):
@@ -107,18 +111,28 @@ class ShardingIndexed(ArrayToBytesCodec):
             raise InvalidShardingChunkShape(
                 f"sharding chunk_shape {list(self.chunk_shape)} does not divide the shard "
                 f"shape {list(shard_shape)}")
-        bound = ShardingIndexed(self.chunk_shape, self.codecs, self.index_codecs,
+        codecs = self.codecs
+        if self._default_codecs and is_vlen(dtype):
+            from . import default_array_bytes  # the registry imports this module
+            codecs = (default_array_bytes(dtype),)
+        bound = ShardingIndexed(self.chunk_shape, codecs, self.index_codecs,
                                 self.index_location)
         bound.shard_shape = shard_shape
-        bound.fill_value = np.array(
-            0 if fill_value is None else fill_value, dtype=dtype)
-        bound.inner = CodecChain(self.codecs, dtype, self.chunk_shape, bound.fill_value[()])
+        if is_vlen(dtype):
+            bound.fill_value = fill_array(
+                fill_value if fill_value is not None else ("" if dtype.kind == "T" else b""),
+                dtype)
+        else:
+            bound.fill_value = np.array(
+                0 if fill_value is None else fill_value, dtype=dtype)
+        bound.inner = CodecChain(codecs, dtype, self.chunk_shape, bound.fill_value[()])
         bound.chunks_per_shard = tuple(s // c for s, c in zip(shard_shape, self.chunk_shape))
         try:
             bound.index_chain = CodecChain(self.index_codecs, _INDEX_DTYPE,
                                            bound.chunks_per_shard + (2,))
         except CodecError as e:
-            raise CodecError(f"sharding index_codecs: {e}") from e
+            # Keep the class (ArrayToBytesInvariant, InvalidCodecOrdering, ...).
+            raise type(e)(f"sharding index_codecs: {e}") from e
         size = bound.index_chain.array_bytes.encoded_size(bound.index_chain.encoded_shape,
                                                           _INDEX_DTYPE)
         for c in bound.index_chain.bytes_bytes:
@@ -138,8 +152,9 @@ class ShardingIndexed(ArrayToBytesCodec):
         return int(np.prod(self.chunks_per_shard, dtype=np.int64))
 
     def _inner_plan(self):
-        return ChunkPlan(self.shard_shape, self.chunk_shape,
+        plan = ChunkPlan(self.shard_shape, self.chunk_shape,
                          [(0, 1, n) for n in self.shard_shape])
+        return ElementPlan(plan) if is_vlen(self.fill_value.dtype) else plan
 
     # -- the index ------------------------------------------------------------------
 
@@ -155,6 +170,10 @@ class ShardingIndexed(ArrayToBytesCodec):
 
         Raises ``CodecError`` (``ChecksumMismatch`` for a crc32c failure)
         naming ``key`` when the index is damaged or points outside the shard.
+        ``shard_size=None`` (a store that cannot tell it without reading the
+        whole shard) checks only what the index alone shows: no entry starts
+        before the data, none wraps around; the caller checks the ends when it
+        reads the ranges (``storage._sharded``).
         """
         if raw_index is None or len(raw_index) != self.index_size:
             raise CodecError(f"shard {key!r}: the index needs {self.index_size} bytes, "
@@ -162,16 +181,19 @@ class ShardingIndexed(ArrayToBytesCodec):
         entries = np.ascontiguousarray(
             self.index_chain.decode(raw_index, f"{key} (shard index)"), dtype=_INDEX_DTYPE
         ).reshape(-1)
-        if self.index_location == "start":
-            start, end = self.index_size, shard_size
+        start = self.index_size if self.index_location == "start" else 0
+        if shard_size is None:
+            end = EMPTY
+        elif self.index_location == "start":
+            end = shard_size
         else:
-            start, end = 0, shard_size - self.index_size
+            end = shard_size - self.index_size
         bad = shard_kernels.check_index(entries, start, max(start, end))
         if bad >= 0:
+            where = "its data" if shard_size is None else f"the shard's {shard_size} bytes"
             raise CodecError(
                 f"shard {key!r}: index entry {bad} (offset {int(entries[2 * bad])}, "
-                f"nbytes {int(entries[2 * bad + 1])}) lies outside the shard's "
-                f"{shard_size} bytes")
+                f"nbytes {int(entries[2 * bad + 1])}) lies outside {where}")
         return entries
 
     # -- whole shards ---------------------------------------------------------------
@@ -198,8 +220,11 @@ class ShardingIndexed(ArrayToBytesCodec):
 
     def encode_inner(self, chunk):
         """Encoded bytes of one inner chunk, or ``None`` if it is all fill value."""
-        if transform.all_equal(chunk.reshape(-1).view(np.uint8),
-                               self.fill_value.reshape(1).view(np.uint8)):
+        if is_vlen(chunk.dtype):
+            if all_fill(chunk, self.fill_value):
+                return None
+        elif transform.all_equal(chunk.reshape(-1).view(np.uint8),
+                                 self.fill_value.reshape(1).view(np.uint8)):
             return None
         return self.inner.encode(chunk)
 

@@ -64,7 +64,9 @@ class Store(Hierarchy, metaclass=ABCMeta):
     def getsize(self, key):
         """The size in bytes of the value at ``key``, or ``None`` if absent.
 
-        Backends with a cheaper way (a file's size) override this.
+        Backends with a cheaper way (a file's size) override this. Sharded
+        reads ask for a shard's size only when it is overridden: this default
+        reads the whole value.
         """
         value = self.get(key)
         return None if value is None else len(value)

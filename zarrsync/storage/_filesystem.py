@@ -123,7 +123,10 @@ class FilesystemStore(Store):
 
     The store is safe to use from several threads and several processes at
     once. Writers of different keys never interfere. Writers of one key
-    replace each other's value whole.
+    replace each other's value whole. ``get`` reads one version of a value,
+    and so does each key's set of ranges in one ``get_partial_values`` call
+    (they are read from one open file). Two separate calls may see two
+    versions if another process replaces the value in between.
 
     Examples
     --------
@@ -239,7 +242,7 @@ class FilesystemStore(Store):
         # A concurrent erase may remove the folder between makedirs and the
         # temporary file, or move the temporary file away with its folder
         # before os.replace: start again, as if this write came after the erase.
-        for attempt in range(100):
+        for _ in range(100):
             try:
                 os.makedirs(folder, exist_ok=True)
             except (FileExistsError, NotADirectoryError, FileNotFoundError):

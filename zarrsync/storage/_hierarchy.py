@@ -11,11 +11,13 @@ import threading
 import numpy as np
 
 from .._kernels import transform
+from ..codecs._vlen import all_fill, coerce_vlen, fill_array, is_vlen, new_filled
 from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
                       InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant,
                       ParseError)
-from ..indexing import normalize_selection
-from ..metadata import ArrayMetadata, GroupMetadata, _load_json, node_type_of, parse_dtype
+from ..indexing import ElementPlan, normalize_selection
+from ..metadata import (ArrayMetadata, GroupMetadata, _load_json, dtype_name, node_type_of,
+                        parse_dtype)
 from ..nodes import ArrayNode, GroupNode, validate_name
 from ._sharded import ShardLayout
 
@@ -32,7 +34,7 @@ class _ArrayState:
     """What every read and write of one array needs, derived once from its metadata."""
 
     __slots__ = ("meta", "chain", "prefix", "separator", "v2", "fill_array",
-                 "fill_bytes", "full_chunks", "sharded")
+                 "fill_bytes", "full_chunks", "sharded", "vlen")
 
     def __init__(self, node, meta):
         self.meta = meta
@@ -40,8 +42,14 @@ class _ArrayState:
         self.prefix = node.key + "/"
         self.separator = meta.separator
         self.v2 = meta.chunk_key_encoding == "v2"
-        self.fill_array = np.array(meta.fill_value, dtype=meta.dtype)
-        self.fill_bytes = self.fill_array.reshape(1).view(np.uint8)
+        # string and bytes: elements are references, copied and compared by value.
+        self.vlen = is_vlen(meta.dtype)
+        if self.vlen:
+            self.fill_array = fill_array(meta.fill_value, meta.dtype)
+            self.fill_bytes = None
+        else:
+            self.fill_array = np.array(meta.fill_value, dtype=meta.dtype)
+            self.fill_bytes = self.fill_array.reshape(1).view(np.uint8)
         # Chunks with a coordinate below this on every axis lie wholly inside the array.
         self.full_chunks = tuple(s // c for s, c in zip(meta.shape, meta.chunks))
         # Sharding alone: plan on the inner grid, read byte ranges (see _sharded).
@@ -59,15 +67,21 @@ class _ArrayState:
 
     def new_chunk(self, edge):
         """A writable chunk; edge chunks start as the fill value (their padding is stored)."""
+        if edge and self.vlen:
+            return new_filled(self.meta.chunks, self.fill_array)
         if edge:
             return np.full(self.meta.chunks, self.meta.fill_value, dtype=self.meta.dtype)
         return np.empty(self.meta.chunks, dtype=self.meta.dtype)
 
     def writable_chunk(self, raw, key):
         """The decoded chunk at ``key`` as a new C-contiguous writable array."""
+        if raw is None and self.vlen:
+            return new_filled(self.meta.chunks, self.fill_array)
         if raw is None:
             return np.full(self.meta.chunks, self.meta.fill_value, dtype=self.meta.dtype)
         decoded = self.chain.decode(raw, key)
+        if self.vlen:
+            return np.array(decoded, order="C")
         chunk = np.empty(self.meta.chunks, dtype=self.meta.dtype)
         transform.copy_into(decoded, chunk)
         return chunk
@@ -145,7 +159,8 @@ class Hierarchy:
 
     def _store_chunk(self, state, key, chunk):
         """Encode and store one chunk, or erase it when it is all fill value."""
-        if transform.all_equal(chunk.reshape(-1).view(np.uint8), state.fill_bytes):
+        if (all_fill(chunk, state.fill_array) if state.vlen
+                else transform.all_equal(chunk.reshape(-1).view(np.uint8), state.fill_bytes)):
             self.erase(key)
         else:
             self.set(key, state.chain.encode(chunk))
@@ -153,6 +168,8 @@ class Hierarchy:
     @staticmethod
     def _coerce_value(x, dtype):
         """``x`` as an array of ``dtype``; ``InvalidDataType`` if its type differs."""
+        if is_vlen(dtype):
+            return coerce_vlen(x, dtype)
         if isinstance(x, (np.ndarray, np.generic)):
             if x.dtype.kind not in "biufc" or parse_dtype(x.dtype) != dtype:
                 raise InvalidDataType(f"data of dtype {x.dtype} cannot be written to an "
@@ -376,14 +393,17 @@ class Hierarchy:
         """
         state = self._array_state(node)
         meta = state.meta
-        if dtype is not None and parse_dtype(dtype) != meta.dtype:
-            raise InvalidDataType(f"array {node.path} holds {meta.dtype}, not {np.dtype(dtype)}")
+        if dtype is not None and parse_dtype(dtype, object_as_bytes=True) != meta.dtype:
+            raise InvalidDataType(f"array {node.path} holds {meta.data_type}, not "
+                                  f"{dtype_name(parse_dtype(dtype, object_as_bytes=True))}")
         sel = normalize_selection(selection, meta.shape)
         out = np.empty(sel.full_shape, dtype=meta.dtype)
         if state.sharded is not None:
             state.sharded.read(self, state, sel, out)
             return out.reshape(sel.out_shape)
         plan = sel.plan(meta.shape, meta.chunks)
+        if state.vlen:
+            plan = ElementPlan(plan)
         if plan.nchunks:
             keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
             fill_chunk = None
@@ -417,6 +437,8 @@ class Hierarchy:
             state.sharded.write(self, state, sel, value)
             return
         plan = sel.plan(meta.shape, meta.chunks)
+        if state.vlen:
+            plan = ElementPlan(plan)
         if not plan.nchunks:
             return
         keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
@@ -465,6 +487,7 @@ class Hierarchy:
                         for d in cut:
                             region = [slice(None)] * len(shape)
                             region[d] = slice(shape[d] - starts[d], None)
-                            chunk[tuple(region)] = meta.fill_value
+                            chunk[tuple(region)] = (state.fill_array if state.vlen
+                                                    else meta.fill_value)
                         self._store_chunk(state, key, chunk)
         self._set_document(node, meta.with_shape(shape))

@@ -49,6 +49,10 @@ class MemoryStore(Store):
         data = self._data
         return [data.get(k) for k in keys]
 
+    def getsize(self, key):
+        value = self._data.get(key)
+        return None if value is None else len(value)
+
     def get_partial_values(self, key_ranges):
         out = []
         for key, offset, length in key_ranges:

@@ -12,10 +12,17 @@ https://zarr-specs.readthedocs.io/en/latest/v3/codecs/sharding-indexed/index.htm
 import numpy as np
 
 from ..codecs._sharding import EMPTY, ShardingIndexed
+from ..codecs._vlen import fill_array, is_vlen, new_filled
 from ..errors import CodecError
-from ..indexing import ChunkPlan
+from ..indexing import ChunkPlan, ElementPlan
 
 __all__ = ["ShardLayout"]
+
+
+def _knows_sizes(store):
+    """True if ``store`` overrides ``Store.getsize`` (whose default reads the value)."""
+    from ._base import Store  # _base imports this module through _hierarchy
+    return type(store).getsize is not Store.getsize
 
 
 class ShardLayout:
@@ -38,6 +45,11 @@ class ShardLayout:
         self.dtype = meta.dtype
         self.fill_inner = np.broadcast_to(np.array(meta.fill_value, dtype=meta.dtype),
                                           self.inner_shape)
+        # string and bytes: elements are references, copied with NumPy indexing.
+        self.vlen = is_vlen(meta.dtype)
+        if self.vlen:
+            self.fill_0d = fill_array(meta.fill_value, meta.dtype)
+            self.fill_inner = np.broadcast_to(self.fill_0d, self.inner_shape)
 
     @staticmethod
     def applies_to(chain):
@@ -46,7 +58,8 @@ class ShardLayout:
                 and not chain.bytes_bytes)
 
     def plan(self, sel):
-        return ChunkPlan(self.shape, self.inner_shape, sel.axes)
+        plan = ChunkPlan(self.shape, self.inner_shape, sel.axes)
+        return ElementPlan(plan) if self.vlen else plan
 
     def group_by_shard(self, plan):
         """``[(shard_coords, plan_indices, inner_positions, inner_coords), ...]``.
@@ -80,21 +93,39 @@ class ShardLayout:
         return int(np.prod(np.minimum(self.per_shard, self.inner_grid - starts)))
 
     def read_entries(self, store, key):
-        """The checked index entries of shard ``key``, or ``None`` if it is absent."""
+        """``(entries, size)``: the checked index entries of shard ``key`` and its
+        size in bytes, or ``(None, None)`` if it is absent.
+
+        ``size`` is ``None`` when the backend has no ``getsize`` of its own:
+        ``Store.getsize`` would read the whole shard, so the entries are then
+        checked against the shard's end as their ranges are read (``fetch``).
+        """
         offset, length = self.codec.index_range()
         raw_index = store.get_partial_values([(key, offset, length)])[0]
         if raw_index is None:
-            return None
-        size = store.getsize(key)
-        if size is None:
-            return None  # erased between the two calls
-        return self.codec.read_index(raw_index, size, key)
+            return None, None
+        size = None
+        if _knows_sizes(store):
+            size = store.getsize(key)
+            if size is None:
+                return None, None  # erased between the two calls
+        return self.codec.read_index(raw_index, size, key), size
 
-    @staticmethod
-    def fetch(store, key, entries, positions):
+    def fetch(self, store, key, entries, positions, size):
         """The stored bytes of the inner chunks at ``positions`` (all non-empty)."""
         ranges = [(key, int(entries[2 * p]), int(entries[2 * p + 1])) for p in positions]
-        values = store.get_partial_values(ranges)
+        probe = []
+        if size is None and ranges and self.codec.index_location == "end":
+            # The shard's size is unknown: the chunks must end before the index,
+            # so the byte index_size - 1 after the furthest end must exist.
+            last = max(offset + nbytes for _, offset, nbytes in ranges)
+            probe = [(key, last + self.codec.index_size - 1, 1)]
+        values = store.get_partial_values(ranges + probe)
+        if probe:
+            tail = values.pop()
+            if tail is None or len(tail) != 1:
+                raise CodecError(f"shard {key!r}: an index entry points past the data, "
+                                 f"into the index or beyond the shard")
         for (_, offset, nbytes), value in zip(ranges, values):
             if value is None or len(value) != nbytes:
                 raise CodecError(f"shard {key!r}: the inner chunk at bytes {offset}..."
@@ -112,13 +143,13 @@ class ShardLayout:
             # Index and ranges under the shard's lock: a concurrent rewrite of
             # the shard by this store object cannot pair an old index with new bytes.
             with store._chunk_lock(key):
-                entries = self.read_entries(store, key)
+                entries, size = self.read_entries(store, key)
                 if entries is None:
                     for i in indices:
                         plan.gather(i, self.fill_inner, out)
                     continue
                 stored = [(i, p) for i, p in zip(indices, positions) if entries[2 * p] != EMPTY]
-                values = self.fetch(store, key, entries, [p for _, p in stored])
+                values = self.fetch(store, key, entries, [p for _, p in stored], size)
             for i, p in zip(indices, positions):
                 if entries[2 * p] == EMPTY:
                     plan.gather(i, self.fill_inner, out)
@@ -127,11 +158,15 @@ class ShardLayout:
 
     def _new_inner(self, inner_coords):
         if np.any(inner_coords >= self.inner_full):
+            if self.vlen:
+                return new_filled(self.inner_shape, self.fill_0d)
             return np.full(self.inner_shape, self.fill_value, dtype=self.dtype)
         return np.empty(self.inner_shape, dtype=self.dtype)
 
     def _writable_inner(self, value, key, position):
         if value is None:
+            if self.vlen:
+                return new_filled(self.inner_shape, self.fill_0d)
             return np.full(self.inner_shape, self.fill_value, dtype=self.dtype)
         decoded = self.codec.inner.decode(value, f"{key} (inner chunk {position})")
         return np.array(decoded, dtype=self.dtype, order="C")
@@ -150,11 +185,11 @@ class ShardLayout:
                 covers_shard = (len(indices) == self.inner_in_array(shard_coords)
                                 and all(complete.values()))
                 if not covers_shard:
-                    entries = self.read_entries(store, key)
+                    entries, size = self.read_entries(store, key)
                     if entries is not None:
                         keep = [p for p in range(self.n_inner)
                                 if entries[2 * p] != EMPTY and not complete.get(p, False)]
-                        old = dict(zip(keep, self.fetch(store, key, entries, keep)))
+                        old = dict(zip(keep, self.fetch(store, key, entries, keep, size)))
                         for p, v in old.items():
                             if p not in complete:
                                 encoded[p] = v  # untouched: reuse the stored bytes

@@ -255,6 +255,13 @@ class ZipStore(Store):
                 del self._entries[key]
             self._dead += len(doomed)
 
+    def move_prefix(self, old, new):
+        """Copy every key under ``old`` to ``new``, then erase the old keys (one step
+        for other threads: the lock is held throughout)."""
+        with self._lock:
+            self._writable_zip("move prefix", old)
+            super().move_prefix(old, new)
+
     # -- listing ----------------------------------------------------------------------
 
     def list_prefix(self, prefix):

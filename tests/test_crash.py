@@ -1,0 +1,202 @@
+"""A writer killed with SIGKILL never leaves a torn chunk or zarr.json in a FilesystemStore.
+
+A child process writes whole chunks of one array in a loop, generation
+after generation, and rewrites the array's ``zarr.json`` (its attributes)
+after each generation. The parent kills it with SIGKILL, then checks these
+things. Every chunk decodes: crc32c is in the codec chain, so torn or mixed
+bytes would fail. Every chunk holds exactly the value of one generation:
+its old value or a new one, in the order the child wrote them. The array's
+metadata opens. Temporary files are never listed as keys. Each round
+continues from the state the previous one left.
+
+The kill lands in three ways. In a "free" round it comes at a random time.
+In a "torn" round the child writes 4 KiB per ``os.write`` call and hangs
+inside a random one of them, so the kill cuts a temporary file (a chunk's or
+zarr.json's) in half. In a "stall" round the kill comes while the child
+hangs in a random ``os.replace`` call, after a temporary file is complete
+but before it is moved into place.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+import zarrsync as zs
+from zarrsync import ArrayNode
+from zarrsync.codecs import Bytes, Crc32c
+
+SHAPE = (12, 32768)   # 12 chunks of 128 KiB (int32)
+CHUNKS = (1, 32768)
+NODE = ArrayNode.of_path("/g/arr")
+
+CHILD = r"""
+import os, sys, time
+import numpy as np
+import zarrsync as zs
+
+root, start, mode, nth = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+out = sys.stdout
+calls = 0
+
+def signal_and_hang():
+    out.write("caught\n"); out.flush()
+    time.sleep(60)
+
+if mode == "torn":  # write 4 KiB per call; hang inside the nth call
+    real_write = os.write
+    def torn_write(fd, data):
+        global calls
+        n = real_write(fd, data[:4096])
+        calls += 1
+        if calls == nth:
+            signal_and_hang()
+        return n
+    os.write = torn_write
+elif mode == "stall":  # hang in the nth os.replace: the temporary file is complete
+    real_replace = os.replace
+    def stalled_replace(src, dst):
+        global calls
+        calls += 1
+        if calls == nth:
+            signal_and_hang()
+        return real_replace(src, dst)
+    os.replace = stalled_replace
+
+def PATTERN(gen, i, width):
+    return (np.arange(width, dtype=np.int64) * 7919 + gen * 1_000_003 + i * 101).astype("int32")
+
+store = zs.FilesystemStore(root)
+node = zs.ArrayNode.of_path("/g/arr")
+meta = store.array_metadata(node)
+n_chunks, width = meta.shape[0], meta.shape[1]
+out.write("ready\n"); out.flush()
+gen = start
+while True:
+    for i in range(n_chunks):
+        store.write_array(node, (slice(i, i + 1),), PATTERN(gen, i, width)[None])
+    store.set_attributes(node, {"generation": gen})
+    gen += 1
+"""
+
+
+def pattern(gen, i, width):
+    """Chunk ``i`` of generation ``gen``: every element differs, so a mix shows."""
+    return (np.arange(width, dtype=np.int64) * 7919 + gen * 1_000_003 + i * 101).astype("int32")
+
+
+def chunk_generations(store):
+    """The generation each chunk holds; fails if a chunk is torn or mixed."""
+    meta = store.array_metadata(NODE)
+    gens = []
+    for i in range(SHAPE[0]):
+        key = f"g/arr/c/{i}/0"
+        raw = store.get(key)
+        assert raw is not None, f"chunk {key} is missing"
+        row = meta.chain.decode(raw, key).reshape(-1)  # raises on a bad crc32c
+        gen = round((int(row[0]) - i * 101) / 1_000_003)
+        np.testing.assert_array_equal(row, pattern(gen, i, SHAPE[1]),
+                                      err_msg=f"chunk {i} holds no single generation")
+        gens.append(gen)
+    return gens
+
+
+def run_child(root, start, mode, nth):
+    """Run the writer until it is killed: at a random time ("free"), or while it
+    hangs inside its ``nth`` ``os.write`` ("torn") or ``os.replace`` ("stall")."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(start), mode,
+                             str(nth)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        if mode == "free":
+            time.sleep(random.uniform(0.01, 0.15))
+        else:
+            assert proc.stdout.readline() == "caught\n", proc.stderr.read()
+        assert proc.poll() is None, f"the writer died: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def temporary_files(root):
+    return [os.path.join(folder, n) for folder, _, names in os.walk(root) for n in names
+            if n.startswith(".") and n.endswith(".zarrsync-tmp")]
+
+
+ROUNDS = ["stall", "torn", "free", "torn", "free", "stall", "free"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigkill_while_writing_chunks(tmp_path, seed):
+    rng = random.Random(seed)
+    root = tmp_path / "store.zarr"
+    store = zs.FilesystemStore(root)
+    store.create_array(NODE, shape=SHAPE, chunks=CHUNKS, dtype="int32",
+                       codecs=[Bytes(), Crc32c()], attributes={"generation": 0})
+    for i in range(SHAPE[0]):
+        store.write_array(NODE, (slice(i, i + 1),), pattern(0, i, SHAPE[1])[None])
+    old, old_attr = [0] * SHAPE[0], 0
+    chunk_writes = SHAPE[1] * 4 // 4096  # os.write calls per chunk in "torn" rounds
+
+    for round_, mode in enumerate(ROUNDS):
+        start = max(old) + 1
+        nth = rng.randint(1, 2 * SHAPE[0] * (chunk_writes if mode == "torn" else 1))
+        before_tmp = set(temporary_files(root))
+        random.seed(seed * 100 + round_)
+        run_child(root, start, mode, nth)
+        store = zs.FilesystemStore(root)  # as a new process would open it
+        meta = store.array_metadata(NODE)
+        assert meta.shape == SHAPE
+        gens = chunk_generations(store)
+        where = f"round {round_} ({mode}, nth={nth}): generations {gens}, before {old}"
+
+        # Chunks are written in order, generation after generation: the newest
+        # generation G covers a prefix of the chunks, the rest hold G - 1, or
+        # their old value when G is the first generation of this round.
+        newest = max(gens)
+        if gens != old:
+            assert newest >= start, where
+            k = next((i for i, g in enumerate(gens) if g != newest), len(gens))
+            previous = [newest - 1 if newest > start else o for o in old]
+            assert gens[k:] == previous[k:], where
+        # zarr.json is rewritten after each whole generation: never torn, never ahead.
+        def attr_after(g):
+            return g if g >= start else old_attr
+        if all(g == newest for g in gens):
+            allowed = {attr_after(newest), attr_after(newest - 1)}
+        else:
+            allowed = {attr_after(newest - 1)}
+        assert meta.attributes["generation"] in allowed, where
+
+        new_tmp = set(temporary_files(root)) - before_tmp
+        if mode != "free":
+            # The kill landed between creating a temporary file and moving it.
+            assert new_tmp, where
+        keys = store.list_prefix("")
+        assert not any(".zarrsync-tmp" in k for k in keys)
+        assert len(keys) == 3 + SHAPE[0], keys  # zarr.json, g/, g/arr/, the chunks
+        old, old_attr = gens, meta.attributes["generation"]
+
+    # The array opens and reads (here and in zarr-python), and takes new writes.
+    data = store.read_array(NODE)
+    za = zarr.open_array(zarr.storage.LocalStore(str(root), read_only=True), path="g/arr",
+                         mode="r")
+    np.testing.assert_array_equal(za[...], data)
+    store.write_array(NODE, ..., np.zeros(SHAPE, dtype="int32") + 5)
+    np.testing.assert_array_equal(store.read_array(NODE), 5)
+    # Erasing the array also removes what the killed writers left behind.
+    store.erase_array_node(NODE)
+    assert temporary_files(root) == []
