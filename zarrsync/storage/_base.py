@@ -19,6 +19,11 @@ class Store(Hierarchy, metaclass=ABCMeta):
     are ``bytes``.
     """
 
+    #: True for backends whose values other processes may replace while this
+    #: one reads. A backend that sets it must serve the ranges of one key in
+    #: one ``get_partial_values`` call from a single version of the value.
+    shared_between_processes = False
+
     @abstractmethod
     def get(self, key):
         """The value at ``key`` as ``bytes``, or ``None`` if absent."""

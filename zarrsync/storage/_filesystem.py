@@ -135,6 +135,11 @@ class FilesystemStore(Store):
     >>> store.create_group(zs.GroupNode.root())  # doctest: +SKIP
     """
 
+    # Other processes may replace files while this one reads; one
+    # get_partial_values call reads one key from a single open file.
+    shared_between_processes = True
+
+
     def __init__(self, path, *, fsync=False):
         self._root = os.path.abspath(os.fspath(path))
         self._fsync = bool(fsync)

@@ -93,8 +93,9 @@ class ShardLayout:
         return int(np.prod(np.minimum(self.per_shard, self.inner_grid - starts)))
 
     def read_entries(self, store, key):
-        """``(entries, size)``: the checked index entries of shard ``key`` and its
-        size in bytes, or ``(None, None)`` if it is absent.
+        """``(entries, size, raw_index)``: the checked index entries of shard
+        ``key``, its size in bytes and the index as stored, or ``(None, None,
+        None)`` if it is absent.
 
         ``size`` is ``None`` when the backend has no ``getsize`` of its own:
         ``Store.getsize`` would read the whole shard, so the entries are then
@@ -103,17 +104,30 @@ class ShardLayout:
         offset, length = self.codec.index_range()
         raw_index = store.get_partial_values([(key, offset, length)])[0]
         if raw_index is None:
-            return None, None
+            return None, None, None
         size = None
         if _knows_sizes(store):
             size = store.getsize(key)
             if size is None:
-                return None, None  # erased between the two calls
-        return self.codec.read_index(raw_index, size, key), size
+                return None, None, None  # erased between the two calls
+        return self.codec.read_index(raw_index, size, key), size, raw_index
 
-    def fetch(self, store, key, entries, positions, size):
-        """The stored bytes of the inner chunks at ``positions`` (all non-empty)."""
+    def fetch(self, store, key, entries, positions, size, raw_index=None):
+        """The stored bytes of the inner chunks at ``positions`` (all non-empty).
+
+        With ``raw_index``, the index is read again in the same batch (one
+        version of the value, for the backends that may be rewritten by other
+        processes) and ``ShardChanged`` is raised if it is no longer the one
+        the positions came from.
+        """
         ranges = [(key, int(entries[2 * p]), int(entries[2 * p + 1])) for p in positions]
+        if raw_index is not None:
+            offset, length = self.codec.index_range()
+            ranges_and_index = ranges + [(key, offset, length)]
+            *values, again = store.get_partial_values(ranges_and_index)
+            if again is None or bytes(again) != bytes(raw_index):
+                raise ShardChanged(key)
+            return self._checked(key, ranges, values)
         probe = []
         if size is None and ranges and self.codec.index_location == "end":
             # The shard's size is unknown: the chunks must end before the index,
@@ -126,6 +140,10 @@ class ShardLayout:
             if tail is None or len(tail) != 1:
                 raise CodecError(f"shard {key!r}: an index entry points past the data, "
                                  f"into the index or beyond the shard")
+        return self._checked(key, ranges, values)
+
+    @staticmethod
+    def _checked(key, ranges, values):
         for (_, offset, nbytes), value in zip(ranges, values):
             if value is None or len(value) != nbytes:
                 raise CodecError(f"shard {key!r}: the inner chunk at bytes {offset}..."
@@ -140,21 +158,49 @@ class ShardLayout:
         inner = self.codec.inner
         for shard_coords, indices, positions, _ in self.group_by_shard(plan):
             key = state.chunk_key(shard_coords)
-            # Index and ranges under the shard's lock: a concurrent rewrite of
-            # the shard by this store object cannot pair an old index with new bytes.
-            with store._chunk_lock(key):
-                entries, size = self.read_entries(store, key)
-                if entries is None:
-                    for i in indices:
-                        plan.gather(i, self.fill_inner, out)
-                    continue
-                stored = [(i, p) for i, p in zip(indices, positions) if entries[2 * p] != EMPTY]
-                values = self.fetch(store, key, entries, [p for _, p in stored], size)
+            entries, stored, values = self._read_shard(store, key, positions, indices)
+            if entries is None:
+                for i in indices:
+                    plan.gather(i, self.fill_inner, out)
+                continue
             for i, p in zip(indices, positions):
                 if entries[2 * p] == EMPTY:
                     plan.gather(i, self.fill_inner, out)
             for (i, p), value in zip(stored, values):
                 plan.gather(i, inner.decode(value, f"{key} (inner chunk {p})"), out)
+
+    def _read_shard(self, store, key, positions, indices):
+        """``(entries, [(plan index, position)], values)`` of one shard's needed
+        inner chunks; ``entries`` is None when the shard is absent."""
+        confirm = getattr(store, "shared_between_processes", False)
+        error = None
+        for _ in range(_SHARD_READ_ATTEMPTS):
+            # Under the shard's lock: a rewrite by this store object cannot pair
+            # an old index with new bytes. Other processes: ``confirm`` re-reads
+            # the index with the chunks, and a changed shard is read again; an
+            # index that does not fit the size (read in another call) may be a
+            # rewrite too, so it only counts once it persists.
+            with store._chunk_lock(key):
+                try:
+                    entries, size, raw_index = self.read_entries(store, key)
+                except CodecError as e:
+                    if not confirm:
+                        raise
+                    error = e
+                    continue
+                if entries is None:
+                    return None, [], []
+                stored = [(i, p) for i, p in zip(indices, positions) if entries[2 * p] != EMPTY]
+                try:
+                    values = self.fetch(store, key, entries, [p for _, p in stored], size,
+                                        raw_index if confirm else None)
+                except ShardChanged:
+                    continue
+            return entries, stored, values
+        if error is not None:
+            raise error
+        raise CodecError(f"shard {key!r} kept changing while it was read "
+                         f"({_SHARD_READ_ATTEMPTS} attempts)")
 
     def _new_inner(self, inner_coords):
         if np.any(inner_coords >= self.inner_full):
@@ -185,7 +231,7 @@ class ShardLayout:
                 covers_shard = (len(indices) == self.inner_in_array(shard_coords)
                                 and all(complete.values()))
                 if not covers_shard:
-                    entries, size = self.read_entries(store, key)
+                    entries, size, _ = self.read_entries(store, key)
                     if entries is not None:
                         keep = [p for p in range(self.n_inner)
                                 if entries[2 * p] != EMPTY and not complete.get(p, False)]
@@ -205,3 +251,10 @@ class ShardLayout:
                     store.erase(key)
                 else:
                     store.set(key, shard)
+
+
+class ShardChanged(Exception):
+    """A shard was replaced (by another process) between reading its index and its chunks."""
+
+
+_SHARD_READ_ATTEMPTS = 20
