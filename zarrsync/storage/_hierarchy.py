@@ -13,8 +13,7 @@ import numpy as np
 from .._kernels import transform
 from ..codecs._vlen import all_fill, coerce_vlen, fill_array, is_vlen, new_filled
 from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
-                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant,
-                      ParseError)
+                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant)
 from ..indexing import ElementPlan, normalize_selection
 from ..metadata import (ArrayMetadata, GroupMetadata, _load_json, dtype_name, node_type_of,
                         parse_dtype)
