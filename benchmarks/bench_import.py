@@ -10,7 +10,7 @@ class Import:
 
     def track_import_seconds(self):
         out = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import zarrsync"],
+            [sys.executable, "-P", "-X", "importtime", "-c", "import zarrsync"],
             capture_output=True, text=True, check=True)
         last = [line for line in out.stderr.splitlines() if line.rstrip().endswith("zarrsync")]
         return int(last[-1].split("|")[1]) / 1e6 if last else float("nan")

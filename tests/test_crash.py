@@ -110,7 +110,7 @@ def chunk_generations(store):
 def run_child(root, start, mode, nth):
     """Run the writer until it is killed: at a random time ("free"), or while it
     hangs inside its ``nth`` ``os.write`` ("torn") or ``os.replace`` ("stall")."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(start), mode,
+    proc = subprocess.Popen([sys.executable, "-P", "-c", CHILD, str(root), str(start), mode,
                              str(nth)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

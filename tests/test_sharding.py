@@ -896,7 +896,7 @@ def test_shard_rewritten_by_another_process_reads_one_version(tmp_path, inner_co
     low[16:, :] = 7
     high = np.random.default_rng(0).integers(0, 2**31, (64, 64)).astype("int32")
     store.write_array(node, ..., high)
-    child = subprocess.Popen([sys.executable, "-c", _REWRITER, str(tmp_path)],
+    child = subprocess.Popen([sys.executable, "-P", "-c", _REWRITER, str(tmp_path)],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"

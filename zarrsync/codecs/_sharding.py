@@ -9,7 +9,7 @@ the start or the end. Inner chunks equal to the fill value are left out
 (their index entry is ``2**64 - 1`` twice).
 
 Reading a few inner chunks needs only the index and those chunks' byte
-ranges; ``storage`` does that through ``read_index``/``inner_ranges`` when
+ranges; ``storage`` does that through ``index_range``/``read_index`` when
 sharding is the array's whole codec chain. ``decode``/``encode`` handle a
 whole shard (nested sharding, or a chain with other codecs around it).
 """
@@ -28,6 +28,11 @@ from ._vlen import all_fill, fill_array, is_vlen
 
 EMPTY = 2**64 - 1
 _INDEX_DTYPE = np.dtype("uint64")
+
+
+def _where(key):
+    # Whole-shard decoding has no key; the chain names the chunk around it.
+    return f"shard {key!r}: " if key else ""
 
 
 class ShardingIndexed(ArrayToBytesCodec):
@@ -176,7 +181,7 @@ class ShardingIndexed(ArrayToBytesCodec):
         reads the ranges (``storage._sharded``).
         """
         if raw_index is None or len(raw_index) != self.index_size:
-            raise CodecError(f"shard {key!r}: the index needs {self.index_size} bytes, "
+            raise CodecError(f"{_where(key)}the index needs {self.index_size} bytes, "
                              f"got {0 if raw_index is None else len(raw_index)}")
         entries = np.ascontiguousarray(
             self.index_chain.decode(raw_index, f"{key} (shard index)"), dtype=_INDEX_DTYPE
@@ -192,7 +197,7 @@ class ShardingIndexed(ArrayToBytesCodec):
         if bad >= 0:
             where = "its data" if shard_size is None else f"the shard's {shard_size} bytes"
             raise CodecError(
-                f"shard {key!r}: index entry {bad} (offset {int(entries[2 * bad])}, "
+                f"{_where(key)}index entry {bad} (offset {int(entries[2 * bad])}, "
                 f"nbytes {int(entries[2 * bad + 1])}) lies outside {where}")
         return entries
 
