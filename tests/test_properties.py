@@ -10,6 +10,7 @@ basic indexing (clipped slices, negative steps).
 Run more examples with ``HYPOTHESIS_PROFILE=ci`` (see ``conftest.py``).
 """
 
+import contextlib
 import itertools
 import math
 
@@ -80,6 +81,35 @@ def test_writes_then_reads_match_numpy(store_factory, data):
         dtype = data.draw(st.sampled_from([None, config.dtype]), label="read dtype")
         actual = store.read_array(NODE, sel, dtype=dtype)
         assert_bitwise_equal(actual, np_read(expected, sel))
+    check_chunks_and_contents(store, config, expected)
+
+
+@contextlib.contextmanager
+def parallel_chunks(threads=3):
+    """Every multi-chunk call on the thread pool, however small."""
+    saved = zs.config.get_threads(), zs.config.MIN_PARALLEL_BYTES
+    zs.config.set_threads(threads)
+    zs.config.MIN_PARALLEL_BYTES = 0
+    try:
+        yield
+    finally:
+        zs.config.set_threads(saved[0])
+        zs.config.MIN_PARALLEL_BYTES = saved[1]
+
+
+@settings(max_examples=max(10, MAX_EXAMPLES // 2))
+@given(data=st.data())
+def test_parallel_writes_then_reads_match_numpy(data):
+    """The write/read property with chunks encoded and decoded on the thread
+    pool (the test above runs them on the calling thread: its arrays are small)."""
+    config = data.draw(array_configs(), label="config")
+    store = zs.MemoryStore()
+    config.create(store, NODE)
+    expected = config.reference()
+    with parallel_chunks():
+        random_writes(data, store, config, expected)
+        sel = data.draw(selections(expected.shape), label="read selection")
+        assert_bitwise_equal(store.read_array(NODE, sel), np_read(expected, sel))
     check_chunks_and_contents(store, config, expected)
 
 

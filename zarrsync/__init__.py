@@ -3,7 +3,7 @@
 The public API is fixed; see ``docs/`` and ``API.md``.
 """
 
-from . import codecs, errors, metadata, storage
+from . import codecs, config, errors, metadata, storage
 from .array import Array
 from .errors import (ArrayToBytesInvariant, BytesToBytesInvariant, CannotRenameRoot,
                      ChecksumMismatch, CodecError, InvalidArraySlice, InvalidCodecOrdering,
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Array", "ArrayMetadata", "GroupMetadata", "ArrayNode", "GroupNode",
     "MemoryStore", "FilesystemStore", "ZipStore", "Store",
-    "codecs", "errors", "metadata", "storage",
+    "codecs", "config", "errors", "metadata", "storage",
     "ZarrSyncError", "KeyNotFound", "ParseError", "InvalidArraySlice", "InvalidDataType",
     "InvalidResizeShape", "NodeInvariant", "CannotRenameRoot", "NodeExists", "CodecError",
     "ArrayToBytesInvariant", "BytesToBytesInvariant", "InvalidCodecOrdering",

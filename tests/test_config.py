@@ -1,0 +1,59 @@
+"""zarrsync.config: thread settings and the chunk runner."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import zarrsync as zs
+
+
+@pytest.fixture
+def restore_threads():
+    before = zs.config.get_threads()
+    yield
+    zs.config.set_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_threads_rejects_bad_values(bad, restore_threads):
+    with pytest.raises(ValueError):
+        zs.config.set_threads(bad)
+
+
+def test_small_work_runs_on_the_calling_thread(restore_threads):
+    zs.config.set_threads(4)
+    seen = set()
+    zs.config.run_chunks(lambda i: seen.add(threading.get_ident()), 8, 10)
+    assert seen == {threading.get_ident()}
+
+
+def test_large_work_runs_on_the_pool_and_reraises(restore_threads):
+    zs.config.set_threads(2)
+    seen, done = set(), []
+
+    def work(i):
+        seen.add(threading.current_thread().name)
+        if i == 3:
+            raise zs.CodecError("chunk 3")
+        done.append(i)
+
+    with pytest.raises(zs.CodecError, match="chunk 3"):
+        zs.config.run_chunks(work, 8, zs.config.MIN_PARALLEL_BYTES)
+    assert all(name.startswith("zarrsync") for name in seen)
+    assert sorted(done) == [0, 1, 2, 4, 5, 6, 7]  # every other item still ran
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_large_arrays_read_and_write_the_same_with_any_thread_count(threads, restore_threads):
+    zs.config.set_threads(threads)
+    store = zs.MemoryStore()
+    node = zs.ArrayNode.of_path("/a")
+    store.create_array(node, shape=(96, 96, 64), chunks=(32, 32, 32), dtype="float64",
+                       codecs=[zs.codecs.Bytes(), zs.codecs.Zstd(level=1)])
+    data = np.random.default_rng(threads).normal(size=(96, 96, 64))
+    store.write_array(node, ..., data)
+    np.testing.assert_array_equal(store.read_array(node), data)
+    store.write_array(node, (slice(5, 90), 7), 0.0)
+    data[5:90, 7] = 0.0
+    np.testing.assert_array_equal(store.read_array(node, (slice(None, None, 3),)), data[::3])

@@ -1,0 +1,70 @@
+"""Run-time settings: the number of threads that encode and decode chunks.
+
+The chunks of one ``read_array``/``write_array`` call are independent work
+items; with more than one thread they run on a shared pool. Codec libraries
+(zstandard, zlib, crc32c) and the copy kernels release the GIL, so chunks
+proceed in parallel. Calls whose work is small run inline: a thread hop
+costs more than it saves.
+"""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["get_threads", "set_threads", "run_chunks"]
+
+#: Below this many bytes of selection a call runs on the calling thread.
+MIN_PARALLEL_BYTES = 1 << 20
+
+_lock = threading.Lock()
+_threads = os.cpu_count() or 1
+_pool = None
+_pool_size = 0
+
+
+def get_threads():
+    """The number of threads a call may use (default ``os.cpu_count()``)."""
+    return _threads
+
+
+def set_threads(n):
+    """Use ``n`` threads (``n >= 1``; 1 runs every chunk on the calling thread)."""
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {n!r}")
+    with _lock:
+        _threads = n
+
+
+def _get_pool(n):
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != n:
+            old = _pool
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="zarrsync")
+            _pool_size = n
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def run_chunks(work, n_items, nbytes):
+    """Call ``work(i)`` for ``i`` in ``range(n_items)``, on the pool when worth it.
+
+    The first exception raised by any item is raised here, after every
+    item has finished.
+    """
+    threads = _threads
+    if threads <= 1 or n_items < 2 or nbytes < MIN_PARALLEL_BYTES:
+        for i in range(n_items):
+            work(i)
+        return
+    pool = _get_pool(threads)
+    futures = [pool.submit(work, i) for i in range(n_items)]
+    error = None
+    for f in futures:
+        e = f.exception()
+        if e is not None and error is None:
+            error = e
+    if error is not None:
+        raise error
