@@ -21,10 +21,15 @@ def test_set_threads_rejects_bad_values(bad, restore_threads):
         zs.config.set_threads(bad)
 
 
-def test_small_work_runs_on_the_calling_thread(restore_threads):
+@pytest.mark.parametrize("n_items,nbytes", [
+    (8, 10),                                   # a small call
+    (4096, 4096 * 512),                        # many tiny chunks (8x8 float64)
+    (1, 1 << 30),                              # one chunk
+])
+def test_small_work_runs_on_the_calling_thread(n_items, nbytes, restore_threads):
     zs.config.set_threads(4)
     seen = set()
-    zs.config.run_chunks(lambda i: seen.add(threading.get_ident()), 8, 10)
+    zs.config.run_chunks(lambda i: seen.add(threading.get_ident()), n_items, nbytes)
     assert seen == {threading.get_ident()}
 
 

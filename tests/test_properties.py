@@ -87,14 +87,16 @@ def test_writes_then_reads_match_numpy(store_factory, data):
 @contextlib.contextmanager
 def parallel_chunks(threads=3):
     """Every multi-chunk call on the thread pool, however small."""
-    saved = zs.config.get_threads(), zs.config.MIN_PARALLEL_BYTES
+    saved = (zs.config.get_threads(), zs.config.MIN_PARALLEL_BYTES,
+             zs.config.MIN_PARALLEL_CHUNK_BYTES)
     zs.config.set_threads(threads)
     zs.config.MIN_PARALLEL_BYTES = 0
+    zs.config.MIN_PARALLEL_CHUNK_BYTES = 0
     try:
         yield
     finally:
         zs.config.set_threads(saved[0])
-        zs.config.MIN_PARALLEL_BYTES = saved[1]
+        zs.config.MIN_PARALLEL_BYTES, zs.config.MIN_PARALLEL_CHUNK_BYTES = saved[1:]
 
 
 @settings(max_examples=max(10, MAX_EXAMPLES // 2))
