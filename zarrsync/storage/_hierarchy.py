@@ -80,18 +80,14 @@ class _ArrayState:
 
     def new_chunk(self, edge):
         """A writable chunk; edge chunks start as the fill value (their padding is stored)."""
-        if edge and self.vlen:
-            return new_filled(self.meta.chunks, self.fill_array)
         if edge:
-            return np.full(self.meta.chunks, self.meta.fill_value, dtype=self.meta.dtype)
+            return new_filled(self.meta.chunks, self.fill_array)
         return np.empty(self.meta.chunks, dtype=self.meta.dtype)
 
     def writable_chunk(self, raw, key):
         """The decoded chunk at ``key`` as a new C-contiguous writable array."""
-        if raw is None and self.vlen:
-            return new_filled(self.meta.chunks, self.fill_array)
         if raw is None:
-            return np.full(self.meta.chunks, self.meta.fill_value, dtype=self.meta.dtype)
+            return new_filled(self.meta.chunks, self.fill_array)
         decoded = self.chain.decode(raw, key)
         if self.vlen:
             return np.array(decoded, order="C")

@@ -41,15 +41,12 @@ class ShardLayout:
         # Inner chunks with a coordinate below this on every axis lie wholly inside the array.
         self.inner_full = np.array([s // c for s, c in zip(meta.shape, self.inner_shape)],
                                    dtype=np.int64)
-        self.fill_value = meta.fill_value
         self.dtype = meta.dtype
-        self.fill_inner = np.broadcast_to(np.array(meta.fill_value, dtype=meta.dtype),
-                                          self.inner_shape)
+        # A 0-d array holding the exact fill value (bits, or the string itself).
+        self.fill_0d = fill_array(meta.fill_value, meta.dtype)
+        self.fill_inner = np.broadcast_to(self.fill_0d, self.inner_shape)
         # string and bytes: elements are references, copied with NumPy indexing.
         self.vlen = is_vlen(meta.dtype)
-        if self.vlen:
-            self.fill_0d = fill_array(meta.fill_value, meta.dtype)
-            self.fill_inner = np.broadcast_to(self.fill_0d, self.inner_shape)
 
     @staticmethod
     def applies_to(chain):
@@ -204,16 +201,12 @@ class ShardLayout:
 
     def _new_inner(self, inner_coords):
         if np.any(inner_coords >= self.inner_full):
-            if self.vlen:
-                return new_filled(self.inner_shape, self.fill_0d)
-            return np.full(self.inner_shape, self.fill_value, dtype=self.dtype)
+            return new_filled(self.inner_shape, self.fill_0d)
         return np.empty(self.inner_shape, dtype=self.dtype)
 
     def _writable_inner(self, value, key, position):
         if value is None:
-            if self.vlen:
-                return new_filled(self.inner_shape, self.fill_0d)
-            return np.full(self.inner_shape, self.fill_value, dtype=self.dtype)
+            return new_filled(self.inner_shape, self.fill_0d)
         decoded = self.codec.inner.decode(value, f"{key} (inner chunk {position})")
         return np.array(decoded, dtype=self.dtype, order="C")
 
