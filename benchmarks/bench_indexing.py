@@ -11,8 +11,8 @@ from .common import smooth_field
 class Selections:
     """Reads of a 256x256x64 raw float32 array in 32^3 chunks."""
 
-    params = ["full", "strided", "orthogonal", "column"]
-    param_names = ["selection"]
+    params = ("full", "strided", "orthogonal", "column")
+    param_names = ("selection",)
 
     def setup(self, selection):
         self.store = zs.MemoryStore()

@@ -19,7 +19,9 @@ def _sharded_array(n=128, shard=64, inner=16):
 
 
 class Sharded:
-    """128^3 float32, shards 64^3, inner chunks 16^3, inner zstd(1), index crc32c."""
+    """128^3 float32, shards 64^3, inner chunks 16^3, inner zstd(1), index crc32c:
+    compare.py's W4 (full write, full read) and W5 (2000 random 1x1x32 reads) at
+    its --quick size."""
 
     def setup(self):
         self.data = smooth_field((128, 128, 128))
@@ -27,6 +29,11 @@ class Sharded:
         self.store.write_array(self.node, ..., self.data)
         rng = np.random.default_rng(0)
         self.points = rng.integers(0, 128 // 16, (2000, 3)) * 16
+        rng = np.random.default_rng(0)  # the selections of compare.py's W5
+        ij = rng.integers(0, 128, (2000, 2))
+        k = rng.integers(0, 128 // 32, 2000) * 32
+        self.columns = [(int(i), int(j), slice(int(k0), int(k0) + 32))
+                        for (i, j), k0 in zip(ij, k)]
 
     def time_full_write(self):
         self.store.write_array(self.node, ..., self.data)
@@ -38,3 +45,8 @@ class Sharded:
         read, node = self.store.read_array, self.node
         for i, j, k in self.points:
             read(node, (slice(i, i + 16), slice(j, j + 16), slice(k, k + 16)))
+
+    def time_2000_1x1x32_reads(self):
+        read, node = self.store.read_array, self.node
+        for sel in self.columns:
+            read(node, sel)

@@ -26,8 +26,8 @@ def _string_array(sharded):
 class Strings:
     """Full writes and reads, and 100 random 100-element reads."""
 
-    params = [False, True]
-    param_names = ["sharded"]
+    params = (False, True)
+    param_names = ("sharded",)
 
     def setup(self, sharded):
         self.data = short_strings(N)

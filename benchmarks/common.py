@@ -1,4 +1,5 @@
-"""Data shared by the asv suites and compare.py: fields that compress like real ones."""
+"""Shared by the asv suites, compare.py and plot_compare.py: data that compresses
+like real data, and the text of compare.py's result tables (from its JSON)."""
 
 import numpy as np
 
@@ -29,3 +30,83 @@ def short_strings(n, mean_len=12, seed=0):
     ends = np.cumsum(lengths).tolist()
     starts = [0] + ends[:-1]
     return np.array([text[a:b] for a, b in zip(starts, ends)], dtype=np.dtypes.StringDType())
+
+
+# -- result tables (compare.py prints them; plot_compare.py puts them in the docs) --
+
+def machine_line(machine):
+    v = ", ".join(f"{k} {val}" for k, val in machine["versions"].items() if val)
+    commit = f" (commit {machine['zarrsync_commit']})" if machine.get("zarrsync_commit") else ""
+    return (f"{machine['cpu_count']} CPUs, {machine['platform']}, Python {machine['python']}; "
+            f"{v}{commit}")
+
+
+def format_speed(v, unit):
+    if v is None:
+        return "n/a"
+    return f"{v:.1f} {unit}" if v < 1000 else f"{v:.0f} {unit}"
+
+
+def markdown_table(results):
+    """The comparison table (one string) from the results dictionary."""
+    names = results["implementations"]
+    lines = ["| workload | " + " | ".join(names) + " | ratio |",
+             "|---|" + "---:|" * len(names) + "---:|"]
+    for row in results["rows"]:
+        cells = []
+        for name in names:
+            v = row["speeds"].get(name)
+            cells.append("error" if name in row.get("errors", {}) else
+                         format_speed(v, row["unit"]))
+        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+def percent(x):
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def limits_table(results):
+    limits = results["limits"]
+    if not limits:
+        return ""
+    threads = limits[0]["threads"]
+    nan = float("nan")
+    header = (f"| limit (MB/s of uncompressed bytes) | 1 thread | {threads} threads "
+              "| scaling | CPU/wall | overlap |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    for lim in limits:
+        label = lim["label"]
+        if "compression_ratio" in lim:
+            label += f"; compression ratio {lim['compression_ratio']:.2f}"
+        lines.append(f"| {label} | {lim['one_thread']:.0f} MB/s | {lim['all_threads']:.0f} MB/s "
+                     f"| {lim['scaling']:.2f}x | {lim.get('cpu_per_wall', nan):.2f} "
+                     f"| {percent(lim.get('gil_overlap'))} |")
+    return "\n".join(lines)
+
+
+def footnotes(results):
+    notes = []
+    zarrs_root = results.get("zarrs_store_dir")
+    names = results["implementations"]
+    if "zarrs" in names and "zarrs" not in results.get("skipped", {}):
+        where = (f"a fresh temporary directory under {zarrs_root}" if zarrs_root
+                 else "a fresh temporary directory")
+        notes.append(
+            "zarrs = zarr-python with the zarrs codec pipeline (codec_pipeline.path = "
+            "zarrs.ZarrsCodecPipeline, strict mode; each array is checked to use it). It "
+            f"cannot use zarr-python's MemoryStore, so it runs on a zarr.storage.LocalStore in "
+            f"{where}, removed afterwards; the other columns are in memory.")
+    for name, why in results.get("skipped", {}).items():
+        notes.append(f"{name}: {why}: not run")
+    reasons = {}
+    for row in results["rows"]:
+        for name, why in row.get("notes", {}).items():
+            reasons.setdefault((name, why), []).append(row["label"].split()[0])
+    for (name, why), ids in reasons.items():
+        notes.append(f"n/a for {name} ({', '.join(dict.fromkeys(ids))}): {why}")
+    for row in results["rows"]:
+        for name, err in row.get("errors", {}).items():
+            notes.append(f"error for {name} in {row['label']}: {err}")
+    return notes

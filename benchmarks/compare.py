@@ -1,32 +1,71 @@
-"""Compare zarrsync with zarr-python (and tensorstore, when importable) in one run.
+"""Compare zarrsync with zarr-python, zarrs and tensorstore in one run.
 
-Every implementation works on the same data, in memory, and each timing is
-the median of ``--repeats`` runs. The table gives MB/s (or ops/s) and the
-ratio of zarrsync's speed to the fastest other implementation (> 1: zarrsync
-is faster). A NumPy copy of the same bytes is printed as a physical limit.
+Every implementation works on the same data, and each timing is the median of
+``--repeats`` runs. The table gives MB/s (or ops/s, steps/s, million strings/s)
+and the ratio of zarrsync's speed to the fastest other implementation (> 1:
+zarrsync is faster). After the table come physical limits measured in the same
+run: memcpy of the W1 bytes, and zstd(1) compress / decompress of the W2 chunks,
+on one thread and on all cores.
 
-    python benchmarks/compare.py            # full sizes
-    python benchmarks/compare.py --quick    # small sizes, a smoke run
-    python benchmarks/compare.py --only strings   # just the rows whose label matches
+    python benchmarks/compare.py                  # full sizes
+    python benchmarks/compare.py --quick          # small sizes, a smoke run
+    python benchmarks/compare.py --only W5        # just the rows whose label matches
+    python benchmarks/compare.py --json docs/performance.json   # also write the results
 
-String rows (1,000,000 short strings, vlen-utf8 + zstd(1)) give million
-strings per second; tensorstore cannot hold the string data type.
+Columns: zarrsync, zarr-python and tensorstore run in memory. "zarrs" is
+zarr-python with the zarrs (Rust) codec pipeline; that pipeline cannot use
+zarr-python's MemoryStore, so it runs on a LocalStore in a fresh temporary
+directory (under /dev/shm when it exists), removed afterwards. It runs in
+zarrs-python's strict mode: what its pipeline cannot do (strings, strided
+selections) is n/a instead of silently falling back to zarr-python's pipeline.
+tensorstore cannot hold the string data type. Workloads W1..W8 are described
+in docs/performance.md; ``benchmarks/plot_compare.py`` turns the JSON into the
+chart and the table of that page.
 """
 
 import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import datetime
+import importlib.metadata
+import json
 import os
+import platform
+import shlex
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import zstandard
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import short_strings, smooth_field  # noqa: E402
+from common import (
+    footnotes,
+    format_speed,
+    limits_table,
+    machine_line,
+    markdown_table,
+    short_strings,
+    smooth_field,
+)
 
-import zarrsync as zs  # noqa: E402
-from zarrsync.codecs import (Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8,  # noqa: E402
-                             Zstd)
+import zarrsync as zs
+from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8, Zstd
+
+IMPLEMENTATION_ORDER = ("zarrsync", "zarr-python", "zarrs", "tensorstore")
+ZARRSYNC_CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1)],
+                   "gzip1": [Bytes(), Gzip(level=1)]}
+#: How zarrs-python is switched on (its README): the pipeline class by path; strict
+#: mode raises where it would otherwise fall back to zarr-python's own pipeline.
+ZARRS_CONFIG = {"codec_pipeline.path": "zarrs.ZarrsCodecPipeline",
+                "codec_pipeline.strict": True}
 
 
 def is_string(dtype):
@@ -39,12 +78,14 @@ def is_string(dtype):
 # ("sharded", inner): chunks are then the shard shape, inner chunks zstd(1) and
 # the shard index bytes + crc32c. String data (StringDType) uses vlen-utf8 where
 # numbers use bytes; ``strings`` says whether an implementation can hold it.
+# ``unsupported`` lists the exceptions that mean "cannot run this" (n/a).
 
 class ZarrSync:
     name = "zarrsync"
     strings = True
-    CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1)],
-              "gzip1": [Bytes(), Gzip(level=1)]}
+    no_strings = ""
+    unsupported = ()
+    unsupported_note = ""
 
     def create(self, shape, chunks, dtype, codec):
         store = zs.MemoryStore()
@@ -52,7 +93,7 @@ class ZarrSync:
         if isinstance(codec, tuple):
             codecs = [ShardingIndexed(codec[1], [Bytes(), Zstd(level=1)], [Bytes(), Crc32c()])]
         else:
-            codecs = self.CODECS[codec]
+            codecs = ZARRSYNC_CODECS[codec]
         if is_string(dtype):
             codecs = [VlenUtf8() if isinstance(c, Bytes) else c for c in codecs]
         store.create_array(node, shape=shape, chunks=chunks, dtype=dtype, codecs=codecs)
@@ -67,27 +108,56 @@ class ZarrSync:
     def resize(self, h, shape):
         h[0].reshape(h[1], shape)
 
+    def close(self):
+        pass
+
 
 class ZarrPython:
+    """zarr-python with its default (BatchedCodecPipeline) pipeline on a MemoryStore."""
+
     name = "zarr-python"
     strings = True
+    no_strings = ""
+    unsupported = ()
+    unsupported_note = ""
 
     def __init__(self):
         import zarr
+        from zarr.core.codec_pipeline import BatchedCodecPipeline
         self.zarr = zarr
+        self.default_pipeline = BatchedCodecPipeline
+
+    def _store(self):
+        return self.zarr.storage.MemoryStore()
+
+    def _config(self):
+        """The configuration every array of this column is created under."""
+        return contextlib.nullcontext()
+
+    def _check(self, arr):
+        """Fail loudly if the array does not use the pipeline this column is about."""
+        pipeline = arr._async_array.codec_pipeline
+        if type(pipeline) is not self.default_pipeline:
+            raise RuntimeError(f"{self.name}: the array uses {type(pipeline)}, "
+                               f"expected {self.default_pipeline}")
 
     def create(self, shape, chunks, dtype, codec):
         from zarr.codecs import GzipCodec, ZstdCodec
-        if isinstance(codec, tuple):
-            return self.zarr.create_array(self.zarr.storage.MemoryStore(), shape=shape,
-                                          shards=chunks, chunks=codec[1], dtype=dtype,
-                                          compressors=[ZstdCodec(level=1)],
-                                          fill_value="" if is_string(dtype) else 0)
-        compressors = {"raw": None, "zstd1": [ZstdCodec(level=1)],
-                       "gzip1": [GzipCodec(level=1)]}[codec]
-        return self.zarr.create_array(self.zarr.storage.MemoryStore(), shape=shape,
-                                      chunks=chunks, dtype=dtype, compressors=compressors,
-                                      fill_value="" if is_string(dtype) else 0)
+        fill_value = "" if is_string(dtype) else 0
+        with self._config():
+            if isinstance(codec, tuple):
+                arr = self.zarr.create_array(self._store(), shape=shape, shards=chunks,
+                                             chunks=codec[1], dtype=dtype,
+                                             compressors=[ZstdCodec(level=1)],
+                                             fill_value=fill_value)
+            else:
+                compressors = {"raw": None, "zstd1": [ZstdCodec(level=1)],
+                               "gzip1": [GzipCodec(level=1)]}[codec]
+                arr = self.zarr.create_array(self._store(), shape=shape, chunks=chunks,
+                                             dtype=dtype, compressors=compressors,
+                                             fill_value=fill_value)
+        self._check(arr)
+        return arr
 
     def write(self, h, sel, data):
         h[sel] = data
@@ -96,12 +166,74 @@ class ZarrPython:
         return h[sel]
 
     def resize(self, h, shape):
-        h.resize(shape)
+        with self._config():
+            h.resize(shape)
+        self._check(h)
+
+    def close(self):
+        pass
+
+
+def shm_dir():
+    """/dev/shm when it exists (a tmpfs: no disk in the timings), else tempfile's default."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+class Zarrs(ZarrPython):
+    """zarr-python with the zarrs codec pipeline, on a LocalStore in a temporary directory.
+
+    The pipeline class is read from zarr's configuration when an array object
+    is made (create, resize), so only those calls run inside ``config.set``;
+    the plain zarr-python column never sees it. Strict mode turns zarrs-python's
+    silent fallback to zarr-python's own pipeline into an error (n/a here), and
+    every array is checked to hold a ZarrsCodecPipeline with a Rust
+    implementation (on a MemoryStore, for example, zarr-python would quietly
+    make a BatchedCodecPipeline instead).
+    """
+
+    name = "zarrs"
+    strings = False  # strict mode: the zarrs pipeline rejects variable-length types
+    no_strings = "its pipeline has no variable-length strings (UnsupportedDataTypeError)"
+    unsupported_note = " (strict mode; zarrs-python would fall back to zarr-python's pipeline)"
+
+    def __init__(self):
+        import zarrs
+        import zarrs.pipeline
+        super().__init__()
+        self.zarrs = zarrs
+        self.unsupported = (zarrs.DiscontiguousArrayError, zarrs.UnsupportedVIndexingError,
+                            zarrs.pipeline.UnsupportedDataTypeError,
+                            zarrs.pipeline.UnsupportedMetadataError)
+        self.root = tempfile.mkdtemp(prefix="zarrsync-compare-zarrs-", dir=shm_dir())
+        self.count = 0
+        self.last = None
+
+    def _store(self):
+        # One array lives at a time: drop the previous one so the tmpfs does not fill up.
+        if self.last is not None:
+            shutil.rmtree(self.last, ignore_errors=True)
+        self.count += 1
+        self.last = os.path.join(self.root, f"a{self.count}")
+        return self.zarr.storage.LocalStore(self.last)
+
+    def _config(self):
+        return self.zarr.config.set(ZARRS_CONFIG)
+
+    def _check(self, arr):
+        pipeline = arr._async_array.codec_pipeline
+        if not isinstance(pipeline, self.zarrs.ZarrsCodecPipeline) or pipeline.impl is None:
+            raise RuntimeError(f"zarrs: the array uses {type(pipeline)}, not the zarrs pipeline")
+
+    def close(self):
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class TensorStore:
     name = "tensorstore"
-    strings = False  # no string data type in its zarr3 driver
+    strings = False
+    no_strings = "no string data type in its zarr3 driver"
+    unsupported = ()
+    unsupported_note = ""
 
     def __init__(self):
         import tensorstore
@@ -138,15 +270,24 @@ class TensorStore:
     def resize(self, h, shape):
         return h.resize(exclusive_max=shape, resize_metadata_only=False).result()
 
+    def close(self):
+        pass
 
-def available_implementations():
-    impls = [ZarrSync()]
-    for cls in (ZarrPython, TensorStore):
-        try:
-            impls.append(cls())
-        except ImportError:
-            print(f"({cls.name} is not importable: skipped)")
-    return impls
+
+def available_implementations(skip=()):
+    """The adapters to run, and {name: why} for the ones left out."""
+    impls, skipped = [ZarrSync()], {}
+    for cls in (ZarrPython, Zarrs, TensorStore):
+        if cls.name in skip:
+            skipped[cls.name] = "left out with --skip"
+        else:
+            try:
+                impls.append(cls())
+            except ImportError as e:
+                skipped[cls.name] = f"not importable ({e})"
+        if cls.name in skipped:
+            print(f"({cls.name}: {skipped[cls.name]}: skipped)")
+    return impls, skipped
 
 
 # -- workloads --------------------------------------------------------------------
@@ -161,38 +302,63 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
+def sizes(quick):
+    """The sizes of the workloads (``--quick`` shrinks them)."""
+    return {
+        "n": 128 if quick else 256,             # W1-W3, W8: n^3 float32
+        "chunk": 32 if quick else 64,           # ... in chunk^3 chunks
+        "shard": 64 if quick else 128,          # W4, W5
+        "inner": 16 if quick else 32,
+        "small": 256 if quick else 512,         # W6: small^2 float64 in 8x8 chunks
+        "steps": 64 if quick else 256,          # W7
+        "strings": 200_000 if quick else 1_000_000,
+        "string_chunk": 20_000 if quick else 100_000,
+    }
+
+
 def workloads(quick):
-    n = 128 if quick else 256
-    chunk = 32 if quick else 64
+    """(id, label, kind, codec, data, chunks, extra) for every row, in table order."""
+    s = sizes(quick)
+    n, chunk = s["n"], s["chunk"]
     field = smooth_field((n, n, n))
-    small = smooth_field((256, 256) if quick else (512, 512), "float64")
+    small = smooth_field((s["small"],) * 2, "float64")
     slab = smooth_field((n, n))
-    steps = 64 if quick else 256
     out = []
-    for codec in ("raw", "zstd1", "gzip1"):
-        out.append((f"{codec} write {n}^3/{chunk}^3", "write", codec, field, (chunk,) * 3))
-        out.append((f"{codec} read {n}^3/{chunk}^3", "read", codec, field, (chunk,) * 3))
-    shard, inner = (64, 16) if quick else (128, 32)
+    for wid, codec in (("W1", "raw"), ("W2", "zstd1"), ("W3", "gzip1")):
+        for kind in ("write", "read"):
+            out.append((wid, f"{codec} {kind} {n}^3/{chunk}^3", kind, codec, field,
+                        (chunk,) * 3, None))
+    shard, inner = s["shard"], s["inner"]
     sharded = ("sharded", (inner,) * 3)
-    out.append((f"sharded write {shard}^3/{inner}^3", "write", sharded, field, (shard,) * 3))
-    out.append((f"sharded read {shard}^3/{inner}^3", "read", sharded, field, (shard,) * 3))
-    out.append(("2000 point reads 1x1x32", "points", sharded, field, (shard,) * 3))
-    out.append(("8x8 chunks write", "write", "zstd1", small, (8, 8)))
-    out.append(("8x8 chunks read", "read", "zstd1", small, (8, 8)))
-    out.append((f"append {steps} steps", "append", "zstd1", slab, (8, n, n), steps))
-    out.append(("strided read ::4", "strided", "zstd1", field, (chunk,) * 3))
-    n_str, str_chunk = (200_000, 20_000) if quick else (1_000_000, 100_000)
+    for kind in ("write", "read"):
+        out.append(("W4", f"sharded {kind} {n}^3/{shard}^3/{inner}^3", kind, sharded, field,
+                    (shard,) * 3, None))
+    out.append(("W5", "2000 reads 1x1x32 (sharded)", "points", sharded, field, (shard,) * 3,
+                2000))
+    for kind in ("write", "read"):
+        out.append(("W6", f"8x8 chunks {kind} {s['small']}^2 f64", kind, "zstd1", small,
+                    (8, 8), None))
+    out.append(("W7", f"append {s['steps']} steps {n}^2", "append", "zstd1", slab, (8, n, n),
+                s["steps"]))
+    out.append(("W8", f"strided read ::4 {n}^3/{chunk}^3 zstd", "strided", "zstd1", field,
+                (chunk,) * 3, None))
+    n_str, str_chunk = s["strings"], s["string_chunk"]
     text = short_strings(n_str)
     label = f"{n_str // 1000}k strings/{str_chunk // 1000}k"
-    out.append((f"strings write {label}", "write", "zstd1", text, (str_chunk,)))
-    out.append((f"strings read {label}", "read", "zstd1", text, (str_chunk,)))
+    for kind in ("write", "read"):
+        out.append(("S", f"strings {kind} {label}", kind, "zstd1", text, (str_chunk,), None))
     return out
 
 
+def row_label(wl):
+    return f"{wl[0]} {wl[1]}"
+
+
 def run_workload(impl, wl, repeats):
-    label, kind, codec, data, chunks = wl[:5]
+    """(seconds per run, amount per run, unit) of one workload on one implementation."""
+    _, _, kind, codec, data, chunks, extra = wl
     if kind == "append":
-        steps = wl[5]
+        steps = extra
 
         def append():
             h = impl.create((0,) + data.shape, chunks, data.dtype, codec)
@@ -201,19 +367,21 @@ def run_workload(impl, wl, repeats):
                 impl.write(h, t, data)
         return median_time(append, repeats), steps, "steps/s"
     h = impl.create(data.shape, chunks, data.dtype, codec)
-    impl.write(h, (slice(None),) * data.ndim, data)
+    everything = (slice(None),) * data.ndim
+    impl.write(h, everything, data)
     amount, unit = (data.size, "Mstr/s") if is_string(data.dtype) else (data.nbytes, "MB/s")
     if kind == "write":
-        t = median_time(lambda: impl.write(h, (slice(None),) * data.ndim, data), repeats)
-        return t, amount, unit
+        return median_time(lambda: impl.write(h, everything, data), repeats), amount, unit
     if kind == "read":
-        t = median_time(lambda: impl.read(h, (slice(None),) * data.ndim), repeats)
-        return t, amount, unit
+        back = impl.read(h, everything)
+        if not np.array_equal(np.asarray(back), data):
+            raise RuntimeError(f"{impl.name}: read back differs from what was written")
+        return median_time(lambda: impl.read(h, everything), repeats), amount, unit
     if kind == "points":
         rng = np.random.default_rng(0)
         n = data.shape[0]
-        starts = rng.integers(0, n, (2000, 2))
-        k0 = rng.integers(0, n // 32, 2000) * 32
+        starts = rng.integers(0, n, (extra, 2))
+        k0 = rng.integers(0, n // 32, extra) * 32
         sels = [(int(i), int(j), slice(int(k), int(k) + 32)) for (i, j), k in zip(starts, k0)]
 
         def points():
@@ -222,44 +390,303 @@ def run_workload(impl, wl, repeats):
         return median_time(points, repeats), len(sels), "ops/s"
     if kind == "strided":
         sel = (slice(None, None, 4),) * data.ndim
-        t = median_time(lambda: impl.read(h, sel), repeats)
-        return t, data.nbytes, "MB/s"
+        # MB/s of the whole array: every chunk is decoded for a ::4 selection.
+        return median_time(lambda: impl.read(h, sel), repeats), data.nbytes, "MB/s"
     raise ValueError(kind)
 
 
+def speed_of(seconds, amount, unit):
+    return amount / seconds / (1e6 if unit in ("MB/s", "Mstr/s") else 1)
+
+
+# -- physical limits -------------------------------------------------------------
+
+def load_libzstd():
+    """libzstd through ctypes (CDLL calls release the GIL), or None."""
+    path = ctypes.util.find_library("zstd")
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    lib.ZSTD_versionString.restype = ctypes.c_char_p
+    lib.ZSTD_createDCtx.restype = ctypes.c_void_p
+    lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
+    lib.ZSTD_decompressDCtx.restype = ctypes.c_size_t
+    lib.ZSTD_decompressDCtx.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                        ctypes.c_char_p, ctypes.c_size_t]
+    lib.ZSTD_isError.restype = ctypes.c_uint
+    lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_getErrorName.restype = ctypes.c_char_p
+    lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
+    lib.path = path
+    return lib
+
+
+def gil_overlap(part, seconds=0.3):
+    """The fraction of thread 0's calls of part(0) that overlapped thread 1's calls of
+    part(1), with the GIL switch interval raised so that a call holding the GIL
+    cannot be interleaved: ~0 if the call holds the GIL, near 1 if it releases it,
+    however many cores are free."""
+    spans = ([], [])
+
+    def run(t):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(spans[t]) < 3:
+            a = time.perf_counter()
+            part(t)
+            spans[t].append((a, time.perf_counter()))
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    try:
+        threads = [threading.Thread(target=run, args=(t,)) for t in (0, 1)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(old)
+    both = sum(max(0.0, min(b0, b1) - max(a0, a1)) for a0, b0 in spans[0] for a1, b1 in spans[1])
+    return both / sum(b - a for a, b in spans[0])
+
+
+def chunks_of(field, chunk):
+    """The chunk^3 blocks of a cube, each C-contiguous (what a chunk encoder gets)."""
+    n = field.shape[0]
+    return [np.ascontiguousarray(field[i:i + chunk, j:j + chunk, k:k + chunk])
+            for i in range(0, n, chunk) for j in range(0, n, chunk)
+            for k in range(0, n, chunk)]
+
+
+def measure_limits(quick, repeats):
+    """memcpy of the W1 bytes, zstd(1) compress and decompress of the W2 chunks,
+    on one thread and on os.cpu_count() threads; MB/s of uncompressed bytes."""
+    s = sizes(quick)
+    n, chunk = s["n"], s["chunk"]
+    threads = os.cpu_count() or 1
+    pool = ThreadPoolExecutor(max_workers=threads)
+    field = smooth_field((n, n, n))
+
+    def limit(label, nbytes, one, part, **extra):
+        """one(): all the work on this thread; part(i): thread i's share of it."""
+        def many():
+            return list(pool.map(part, range(threads)))
+        t1 = median_time(one, repeats)
+        tn = median_time(many, repeats)
+        # Did the threads really run at once? Process CPU time over wall time of
+        # the all-thread runs: ~1 if serialised, up to `threads` if not, but less
+        # when other processes hold cores; gil_overlap() tells even then.
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for _ in range(max(repeats, 3)):
+            many()
+        busy = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        return dict(label=label, unit="MB/s", bytes=nbytes, threads=threads,
+                    one_thread=nbytes / t1 / 1e6, all_threads=nbytes / tn / 1e6,
+                    scaling=t1 / tn, cpu_per_wall=busy,
+                    gil_overlap=gil_overlap(part) if threads > 1 else None, **extra)
+
+    out = []
+    # (i) memcpy: contiguous slices of the flat array, one per thread.
+    src = field.reshape(-1)
+    dst = np.empty_like(src)
+    bounds = np.linspace(0, src.size, threads + 1).astype(int)
+
+    def copy_part(i):
+        np.copyto(dst[bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]])
+    out.append(limit(f"memcpy of the W1 bytes ({n}^3 float32), numpy.copyto", src.nbytes,
+                     lambda: np.copyto(dst, src), copy_part))
+    if not np.array_equal(dst, src):
+        raise RuntimeError("memcpy limit: the copy differs")
+
+    # (ii) zstd(1) compress of the W2 chunks, the library and settings zarrsync uses.
+    blocks = chunks_of(field, chunk)
+    raw = sum(b.nbytes for b in blocks)
+    compressors = [zstandard.ZstdCompressor(level=1, write_content_size=True)
+                   for _ in range(threads)]
+    frames = [compressors[0].compress(b) for b in blocks]
+    ratio = raw / sum(len(f) for f in frames)
+
+    def compress_part(i):
+        c = compressors[i]
+        for b in blocks[i::threads]:
+            c.compress(b)
+    out.append(limit(f"zstd(1) compress of the {len(blocks)} W2 chunks ({chunk}^3 float32; "
+                     f"python-zstandard {zstandard.__version__}, "
+                     f"zstd {'.'.join(map(str, zstandard.ZSTD_VERSION))})", raw,
+                     lambda: [compressors[0].compress(b) for b in blocks],
+                     compress_part,
+                     compression_ratio=ratio))
+
+    # (iii) decompress of those frames, each into its place in one reused buffer.
+    lib = load_libzstd()
+    outbuf = np.empty(raw, dtype=np.uint8)
+    offsets = np.cumsum([0] + [b.nbytes for b in blocks]).tolist()
+    if lib is not None:
+        dctxs = [lib.ZSTD_createDCtx() for _ in range(threads)]
+        base = outbuf.ctypes.data
+
+        def decompress(dctx, idx):
+            for k in idx:
+                cap = offsets[k + 1] - offsets[k]
+                r = lib.ZSTD_decompressDCtx(dctx, base + offsets[k], cap, frames[k],
+                                            len(frames[k]))
+                if lib.ZSTD_isError(r) or r != cap:
+                    err = lib.ZSTD_getErrorName(r).decode() if lib.ZSTD_isError(r) else r
+                    raise RuntimeError(f"ZSTD_decompressDCtx: {err}")
+
+        version = lib.ZSTD_versionString().decode()
+        label = (f"zstd decompress of those frames into a reused buffer "
+                 f"(libzstd {version} via ctypes: {lib.path})")
+        one = lambda: decompress(dctxs[0], range(len(frames)))
+        part = lambda i: decompress(dctxs[i], range(i, len(frames), threads))
+    else:
+        dctxs = []
+        decompressors = [zstandard.ZstdDecompressor() for _ in range(threads)]
+
+        def decompress(d, idx):
+            for k in idx:
+                outbuf[offsets[k]:offsets[k + 1]] = np.frombuffer(d.decompress(frames[k]),
+                                                                  np.uint8)
+        label = ("zstd decompress of those frames (no libzstd found: python-zstandard's "
+                 "allocating decompress, then a copy)")
+        one = lambda: decompress(decompressors[0], range(len(frames)))
+        part = lambda i: decompress(decompressors[i], range(i, len(frames), threads))
+    try:
+        out.append(limit(label, raw, one, part, compression_ratio=ratio))
+        expected = np.concatenate([b.reshape(-1).view(np.uint8) for b in blocks])
+        if not np.array_equal(outbuf, expected):
+            raise RuntimeError("decompress limit: the output differs from the chunks")
+    finally:
+        for d in dctxs:
+            lib.ZSTD_freeDCtx(d)
+        pool.shutdown()
+    return out
+
+
+# -- output ----------------------------------------------------------------------
+
+def version_of(dist):
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_info():
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "versions": {name: version_of(dist) for name, dist in (
+            ("zarrsync", "zarrsync"), ("zarr", "zarr"), ("tensorstore", "tensorstore"),
+            ("zarrs", "zarrs"), ("numpy", "numpy"), ("zstandard", "zstandard"))},
+        "zarrsync_commit": git_commit(),
+    }
+
+
+def print_results(results):
+    print(markdown_table(results))
+    print()
+    for note in footnotes(results):
+        print(f"* {note}")
+    if results["limits"]:
+        print("\nphysical limits, same run:\n")
+        print(limits_table(results))
+    print(f"\nmachine: {machine_line(results['machine'])}")
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="run the rows whose label contains this")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=list(IMPLEMENTATION_ORDER[1:]), help="leave out an implementation")
+    parser.add_argument("--no-limits", action="store_true", help="skip the physical limits")
+    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH")
     args = parser.parse_args(argv)
 
-    impls = available_implementations()
-    names = [i.name for i in impls]
-    print(f"\nmedians of {args.repeats} runs, in memory; ratio = zarrsync speed / "
-          f"fastest other\n")
-    print("| workload | " + " | ".join(names) + " | ratio |")
-    print("|---|" + "---|" * len(names) + "---|")
-    for wl in workloads(args.quick):
-        if args.only not in wl[0]:
-            continue
-        speeds = {}
-        unit = ""
+    impls, skipped = available_implementations(args.skip)
+    try:
+        return run(args, argv, impls, skipped)
+    finally:
         for impl in impls:
-            if is_string(wl[3].dtype) and not impl.strings:
-                continue
-            t, amount, unit = run_workload(impl, wl, args.repeats)
-            speeds[impl.name] = amount / t / (1e6 if unit in ("MB/s", "Mstr/s") else 1)
-        others = [v for k, v in speeds.items() if k != "zarrsync"]
-        ratio = speeds["zarrsync"] / max(others) if others else float("nan")
-        cells = " | ".join(f"{speeds[n]:.1f} {unit}" if n in speeds else "n/a" for n in names)
-        print(f"| {wl[0]} | {cells} | {ratio:.2f}x |")
+            impl.close()  # the zarrs column's temporary directory
 
-    data = smooth_field((256, 256, 256) if not args.quick else (128, 128, 128))
-    dst = np.empty_like(data)
-    t = median_time(lambda: np.copyto(dst, data), args.repeats)
-    print(f"\nlimit: NumPy copy of {data.nbytes / 1e6:.0f} MB: {data.nbytes / t / 1e6:.0f} MB/s")
+
+def run(args, argv, impls, skipped):
+    names = list(IMPLEMENTATION_ORDER)  # a fixed set of columns: n/a for those skipped
+    zarrs_root = next((os.path.dirname(i.root) for i in impls if i.name == "zarrs"), None)
+    results = {
+        "implementations": names,
+        "skipped": skipped,
+        "rows": [],
+        "limits": [],
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "command": "python benchmarks/compare.py" + (f" {shlex.join(argv)}" if argv else ""),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "zarrs_store_dir": zarrs_root,
+    }
+    print(f"\nmedians of {args.repeats} runs; ratio = zarrsync speed / fastest other\n",
+          flush=True)
+    failed = False
+    for wl in workloads(args.quick):
+        label = row_label(wl)
+        if args.only not in label:
+            continue
+        row = {"id": wl[0], "label": label, "unit": "", "speeds": dict.fromkeys(names),
+               "ratio": None, "notes": {}, "errors": {}}
+        for impl in impls:
+            if is_string(wl[4].dtype) and not impl.strings:
+                row["notes"][impl.name] = impl.no_strings
+                continue
+            try:
+                t, amount, row["unit"] = run_workload(impl, wl, args.repeats)
+            except impl.unsupported as e:
+                why = type(e).__name__ + (f": {e}" if str(e) else "")
+                row["notes"][impl.name] = why + impl.unsupported_note
+                continue
+            except Exception as e:  # noqa: BLE001 -- report it, go on with the other cells
+                row["errors"][impl.name] = f"{type(e).__name__}: {e}"
+                failed = True
+                continue
+            row["speeds"][impl.name] = speed_of(t, amount, row["unit"])
+        mine = row["speeds"].get("zarrsync")
+        others = [v for k, v in row["speeds"].items() if k != "zarrsync" and v is not None]
+        row["ratio"] = mine / max(others) if mine is not None and others else None
+        results["rows"].append(row)
+        cells = " | ".join(format_speed(row["speeds"][n], row["unit"]) for n in names)
+        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        print(f"  {label}: {cells} | {ratio}", file=sys.stderr, flush=True)
+    if not args.no_limits:
+        results["limits"] = measure_limits(args.quick, args.repeats)
+    print_results(results)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+        print(f"\nwrote {args.json}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -486,3 +486,11 @@ def test_chain_decode_errors_name_the_key():
     c3 = CodecChain([Bytes(), Gzip()], "int32", (8,))
     with pytest.raises(CodecError, match="a/c/8"):
         c3.decode(b"garbage bytes", "a/c/8")
+
+
+@pytest.mark.parametrize("endian", ["little", "big"])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_bytes_encode_takes_either_input_byte_order(endian, order):
+    values = np.arange(5, dtype="float64") - 2.5
+    encoded = bytes(Bytes(endian).encode(values.astype(order + "f8")))
+    assert encoded == values.astype(("<" if endian == "little" else ">") + "f8").tobytes()

@@ -45,8 +45,42 @@ def test_large_work_runs_on_the_pool_and_reraises(restore_threads):
 
     with pytest.raises(zs.CodecError, match="chunk 3"):
         zs.config.run_chunks(work, 8, zs.config.MIN_PARALLEL_BYTES)
-    assert all(name.startswith("zarrsync") for name in seen)
+    # The caller takes items too; the others run on the pool's threads.
+    caller = threading.current_thread().name
+    assert all(name.startswith("zarrsync") or name == caller for name in seen)
     assert sorted(done) == [0, 1, 2, 4, 5, 6, 7]  # every other item still ran
+
+
+def test_a_caller_holding_a_lock_finishes_while_pool_threads_wait_for_it(restore_threads):
+    # Pool threads busy with another call's items, which wait for a lock the
+    # first caller holds: the first caller runs its own items and never waits
+    # on an item it did not see start (a sharded write holds shard locks while
+    # its inner chunks are encoded on the pool).
+    zs.config.set_threads(2)
+    held = threading.Lock()
+    waiting = threading.Semaphore(0)
+
+    def blocked(i):
+        waiting.release()
+        with held:
+            pass
+
+    with held:
+        # Two other calls: each caller and each of the pool's 2 threads take
+        # one item and block.
+        others = [threading.Thread(target=zs.config.run_chunks,
+                                   args=(blocked, 4, zs.config.MIN_PARALLEL_BYTES * 4))
+                  for _ in range(2)]
+        for t in others:
+            t.start()
+        for _ in range(4):
+            assert waiting.acquire(timeout=10)
+        done = []
+        zs.config.run_chunks(done.append, 6, zs.config.MIN_PARALLEL_BYTES * 6)
+        assert sorted(done) == list(range(6))
+    for t in others:
+        t.join(10)
+        assert not t.is_alive()
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

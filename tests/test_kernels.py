@@ -136,6 +136,43 @@ def test_plan_against_numpy(case):
         assert (chunk[pad] == -99).all()
     np.testing.assert_array_equal(got, expected)
 
+    # The raw-bytes routes: whole inner chunks to new bytes, and bytes to the selection.
+    covered = []
+    for i, coords in enumerate(expected_chunks):
+        inside = all((k + 1) * c <= n for k, c, n in zip(coords, chunks, shape))
+        whole = inside and model_complete(shape, chunks, axes, coords)
+        assert plan.covers_inner_chunk(i) == whole
+        covered.append(whole)
+        raw = padded_chunk(data, coords, chunks, -99).tobytes()
+        out = np.full(sel_shape, -1, dtype=np.int32)
+        plan.gather_raw(i, raw, out)
+        ref = np.full(sel_shape, -1, dtype=np.int32)
+        plan.gather(i, padded_chunk(data, coords, chunks, -99), ref)
+        np.testing.assert_array_equal(out, ref)
+        if whole:
+            chunk = np.full(chunks, -99, dtype=np.int32)
+            plan.scatter(i, value, chunk)
+            got_bytes = plan.scatter_to_bytes(i, value)
+            assert type(got_bytes) is bytes and got_bytes == chunk.tobytes()
+        else:
+            with pytest.raises(ValueError, match="not wholly covered"):
+                plan.scatter_to_bytes(i, value)
+    assert plan.count_inner_covered() == sum(covered)
+
+
+def test_raw_routes_check_sizes_and_take_strided_values():
+    data = np.arange(24, dtype=np.float64).reshape(4, 6)
+    plan = ChunkPlan((4, 6), (2, 3), [(0, 1, 4), (0, 2, 3)])   # every other column
+    out = np.zeros((4, 3), dtype=np.float64)
+    with pytest.raises(ValueError, match="a chunk holds 48 bytes"):
+        plan.gather_raw(0, b"\0" * 47, out)
+    for i, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        plan.gather_raw(i, data[2 * r:2 * r + 2, 3 * c:3 * c + 3].tobytes(), out)
+    np.testing.assert_array_equal(out, data[:, ::2])
+    full = ChunkPlan((4, 6), (2, 3), [(0, 1, 4), (0, 1, 6)])
+    strided = np.asfortranarray(data)
+    assert full.scatter_to_bytes(3, strided) == data[2:, 3:].tobytes()
+
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64", "complex128",
                                    "S3", "V5"])
@@ -486,3 +523,22 @@ def test_crc32c_framing_rejects():
         transform.stored_crc32c(b"abc")
     with pytest.raises(OverflowError):
         transform.append_crc32c(b"abc", 2**32)
+
+
+@pytest.mark.parametrize("at_start", [True, False])
+def test_shard_layout_and_join(at_start):
+    from zarrsync._kernels import shard
+    chunks = [b"abc", None, memoryview(b"defgh"), b"", None]
+    entries = np.empty(2 * len(chunks), dtype=np.uint64)
+    total = shard.shard_layout(chunks, entries, 4, at_start)
+    assert total == 3 + 5 + 4
+    base = 4 if at_start else 0
+    empty = 2 ** 64 - 1
+    assert entries.tolist() == [base, 3, empty, empty, base + 3, 5, base + 8, 0, empty, empty]
+    out = shard.join_shard(chunks, b"IDX!", total, at_start)
+    assert type(out) is bytes
+    assert out == (b"IDX!abcdefgh" if at_start else b"abcdefghIDX!")
+    with pytest.raises(ValueError, match="layout"):
+        shard.join_shard(chunks, b"IDX!", total + 1, at_start)
+    with pytest.raises(ValueError, match="entries must hold"):
+        shard.shard_layout(chunks, entries[:4], 4, at_start)

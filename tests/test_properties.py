@@ -99,16 +99,20 @@ def parallel_chunks(threads=3):
         zs.config.MIN_PARALLEL_BYTES, zs.config.MIN_PARALLEL_CHUNK_BYTES = saved[1:]
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @settings(max_examples=max(10, MAX_EXAMPLES // 2))
 @given(data=st.data())
-def test_parallel_writes_then_reads_match_numpy(data):
-    """The write/read property with chunks encoded and decoded on the thread
-    pool (the test above runs them on the calling thread: its arrays are small)."""
-    config = data.draw(array_configs(), label="config")
+def test_parallel_writes_then_reads_match_numpy(threads, data):
+    """The write/read property with chunks (and inner chunks of shards, half
+    the time) encoded and decoded on the thread pool with every size
+    threshold off; the test above runs them on the calling thread, its arrays
+    being small."""
+    config = data.draw(array_configs(sharded=data.draw(st.booleans(), label="sharded")
+                                     or None), label="config")
     store = zs.MemoryStore()
     config.create(store, NODE)
     expected = config.reference()
-    with parallel_chunks():
+    with parallel_chunks(threads):
         random_writes(data, store, config, expected)
         sel = data.draw(selections(expected.shape), label="read selection")
         assert_bitwise_equal(store.read_array(NODE, sel), np_read(expected, sel))

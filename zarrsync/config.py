@@ -2,7 +2,7 @@
 
 The chunks of one ``read_array``/``write_array`` call are independent work
 items; with more than one thread they run on a shared pool. Codec libraries
-(zstandard, zlib, crc32c) and the copy kernels release the GIL, so chunks
+(zstandard, the gzip backends) and the copy kernels release the GIL, so chunks
 proceed in parallel. Calls whose work is small run inline: a thread hop
 costs more than it saves.
 """
@@ -55,6 +55,9 @@ def _get_pool(n):
 def run_chunks(work, n_items, nbytes):
     """Call ``work(i)`` for ``i`` in ``range(n_items)``, on the pool when worth it.
 
+    The calling thread takes items too and waits only for items a pool
+    thread has started: a caller that holds locks while its items run can
+    never wait on pool threads that are themselves waiting for those locks.
     The first exception raised by any item is raised here, after every
     item has finished.
     """
@@ -64,23 +67,45 @@ def run_chunks(work, n_items, nbytes):
         for i in range(n_items):
             work(i)
         return
-    # One task per thread, each taking every k-th item: no per-item hop.
-    k = min(threads, n_items)
+    batch = _Batch(work, n_items)
     pool = _get_pool(threads)
-    futures = [pool.submit(_run_every, work, start, k, n_items) for start in range(k)]
-    errors = [f.result() for f in futures]
-    for error in errors:
-        if error is not None:
-            raise error
+    for _ in range(min(threads, n_items) - 1):
+        pool.submit(batch.run)
+    batch.run()
+    batch.finished.wait()
+    if batch.error is not None:
+        raise batch.error
 
 
-def _run_every(work, start, step, stop):
-    """Run ``work`` on ``start, start + step, ...``; return the first error, if any."""
-    first = None
-    for i in range(start, stop, step):
-        try:
-            work(i)
-        except Exception as e:  # every item runs; the caller raises the first error
-            if first is None:
-                first = e
-    return first
+class _Batch:
+    """Items of one ``run_chunks`` call, taken one at a time by whichever thread is free."""
+
+    def __init__(self, work, n_items):
+        self.work = work
+        self.n_items = n_items
+        self.next_item = 0
+        self.unfinished = n_items
+        self.error = None
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def run(self):
+        work = self.work
+        lock = self.lock
+        while True:
+            with lock:
+                i = self.next_item
+                if i >= self.n_items:
+                    return
+                self.next_item = i + 1
+            try:
+                work(i)
+            except Exception as e:  # every item runs; the caller raises the first error
+                with lock:
+                    if self.error is None:
+                        self.error = e
+            finally:
+                with lock:
+                    self.unfinished -= 1
+                    if not self.unfinished:
+                        self.finished.set()

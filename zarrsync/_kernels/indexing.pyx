@@ -16,7 +16,8 @@ a slice as ``(start, step, count)`` with ``step >= 1`` and every element in
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 from libc.stdint cimport uint8_t, int64_t
-from cpython.buffer cimport PyBuffer_Release
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 from zarrsync._kernels.common cimport MAX_NDIM, ceildiv
 from zarrsync._kernels.copy cimport copy_nd, get_strided_buffer
@@ -303,13 +304,6 @@ cdef class ChunkPlan:
 
     cdef int _move(self, Py_ssize_t i, object src, object dst, bint src_is_chunk) except -1:
         cdef Py_buffer sv, dv
-        cdef Py_ssize_t groups[MAX_NDIM]
-        cdef Py_ssize_t counts[MAX_NDIM]
-        cdef const Py_ssize_t* soff[MAX_NDIM]
-        cdef const Py_ssize_t* doff[MAX_NDIM]
-        cdef Py_ssize_t* scratch = NULL
-        cdef int d, ndim = self.ndim
-        cdef Py_ssize_t pos = 0, total = 0
         self._check(i)
         get_strided_buffer(src, &sv, False)
         try:
@@ -317,31 +311,144 @@ cdef class ChunkPlan:
             try:
                 self._check_operand(&sv, src_is_chunk, "source")
                 self._check_operand(&dv, not src_is_chunk, "destination")
-                if sv.itemsize != dv.itemsize:
-                    raise ValueError(f"itemsize mismatch: {sv.itemsize} vs {dv.itemsize}")
-                self._groups_of(i, groups)
-                for d in range(ndim):
-                    counts[d] = self.g_count[groups[d]]
-                    total += counts[d]
-                scratch = <Py_ssize_t*>malloc((2 * total + 1) * sizeof(Py_ssize_t))
-                if scratch == NULL:
-                    raise MemoryError()
-                with nogil:
-                    for d in range(ndim):
-                        soff[d] = scratch + pos
-                        doff[d] = scratch + total + pos
-                        self._offsets(groups, d, src_is_chunk, sv.strides[d], scratch + pos)
-                        self._offsets(groups, d, not src_is_chunk, dv.strides[d],
-                                      scratch + total + pos)
-                        pos += counts[d]
-                    copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff,
-                            sv.itemsize)
+                self._copy(i, &sv, &dv, src_is_chunk)
             finally:
                 PyBuffer_Release(&dv)
         finally:
             PyBuffer_Release(&sv)
-            free(scratch)
         return 0
+
+    cdef int _copy(self, Py_ssize_t i, Py_buffer* sv, Py_buffer* dv,
+                   bint src_is_chunk) except -1:
+        # Move chunk i's elements between two checked buffers, without the GIL.
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t counts[MAX_NDIM]
+        cdef const Py_ssize_t* soff[MAX_NDIM]
+        cdef const Py_ssize_t* doff[MAX_NDIM]
+        cdef Py_ssize_t* scratch = NULL
+        cdef int d, ndim = self.ndim
+        cdef Py_ssize_t pos = 0, total = 0
+        if sv.itemsize != dv.itemsize:
+            raise ValueError(f"itemsize mismatch: {sv.itemsize} vs {dv.itemsize}")
+        self._groups_of(i, groups)
+        for d in range(ndim):
+            counts[d] = self.g_count[groups[d]]
+            total += counts[d]
+        scratch = <Py_ssize_t*>malloc((2 * total + 1) * sizeof(Py_ssize_t))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            for d in range(ndim):
+                soff[d] = scratch + pos
+                doff[d] = scratch + total + pos
+                self._offsets(groups, d, src_is_chunk, sv.strides[d], scratch + pos)
+                self._offsets(groups, d, not src_is_chunk, dv.strides[d],
+                              scratch + total + pos)
+                pos += counts[d]
+            copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff,
+                    sv.itemsize)
+        free(scratch)
+        return 0
+
+    cdef bint _lies_inside(self, Py_ssize_t* groups) noexcept nogil:
+        cdef int d
+        for d in range(self.ndim):
+            if (self.g_chunk[groups[d]] + 1) * self.chunk_shape[d] > self.shape[d]:
+                return False
+        return True
+
+    def covers_inner_chunk(self, Py_ssize_t i):
+        """True if the selection covers all of chunk ``i`` and the chunk lies
+        wholly inside the array (no edge padding): every element is written."""
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef int d
+        self._check(i)
+        self._groups_of(i, groups)
+        for d in range(self.ndim):
+            if not self.g_complete[groups[d]]:
+                return False
+        return self._lies_inside(groups)
+
+    def count_inner_covered(self):
+        """How many chunks ``covers_inner_chunk`` holds for (without visiting each)."""
+        cdef Py_ssize_t total = 1, n, g
+        cdef int d
+        for d in range(self.ndim):
+            n = 0
+            for g in range(self.grp_base[d], self.grp_base[d] + self.ngroups[d]):
+                if (self.g_complete[g]
+                        and (self.g_chunk[g] + 1) * self.chunk_shape[d] <= self.shape[d]):
+                    n += 1
+            total *= n
+        return total
+
+    cdef void _c_order(self, Py_ssize_t itemsize, Py_ssize_t* shape, Py_ssize_t* strides,
+                       Py_ssize_t* nbytes) noexcept nogil:
+        # The shape and strides of one C-contiguous chunk.
+        cdef int d
+        nbytes[0] = itemsize
+        for d in range(self.ndim - 1, -1, -1):
+            shape[d] = self.chunk_shape[d]
+            strides[d] = nbytes[0]
+            nbytes[0] *= self.chunk_shape[d]
+
+    def gather_raw(self, Py_ssize_t i, data, out):
+        """Like ``gather``, from ``data``: the chunk's elements as contiguous
+        bytes in C order and native byte order (a decoded chunk, not copied first)."""
+        cdef Py_buffer sv, dv
+        cdef Py_buffer raw
+        cdef Py_ssize_t shape[MAX_NDIM]
+        cdef Py_ssize_t strides[MAX_NDIM]
+        cdef Py_ssize_t nbytes
+        self._check(i)
+        get_strided_buffer(out, &dv, True)
+        try:
+            self._check_operand(&dv, False, "destination")
+            self._c_order(dv.itemsize, shape, strides, &nbytes)
+            PyObject_GetBuffer(data, &raw, PyBUF_SIMPLE)
+            try:
+                if raw.len != nbytes:
+                    raise ValueError(f"a chunk holds {nbytes} bytes, got {raw.len}")
+                sv.buf = raw.buf
+                sv.ndim = self.ndim
+                sv.itemsize = dv.itemsize
+                sv.shape = shape
+                sv.strides = strides
+                self._copy(i, &sv, &dv, True)
+            finally:
+                PyBuffer_Release(&raw)
+        finally:
+            PyBuffer_Release(&dv)
+
+    def scatter_to_bytes(self, Py_ssize_t i, value):
+        """Chunk ``i`` as a new ``bytes`` (C order, native byte order), copied
+        from ``value`` (selection shape, any strides) in one pass.
+
+        Only for a chunk this selection covers that lies wholly inside the
+        array, so every byte is written (``ValueError`` otherwise): a full
+        chunk stored uncompressed then costs one copy, no chunk array.
+        """
+        cdef Py_buffer sv, dv
+        cdef Py_ssize_t shape[MAX_NDIM]
+        cdef Py_ssize_t strides[MAX_NDIM]
+        cdef Py_ssize_t nbytes
+        if not self.covers_inner_chunk(i):
+            raise ValueError(f"chunk {i} is not wholly covered by the selection")
+        get_strided_buffer(value, &sv, False)
+        try:
+            self._check_operand(&sv, False, "source")
+            self._c_order(sv.itemsize, shape, strides, &nbytes)
+            out = PyBytes_FromStringAndSize(NULL, nbytes)
+            # A new bytes object nobody else holds yet: filling it in place is safe.
+            dv.buf = PyBytes_AS_STRING(out)
+            dv.ndim = self.ndim
+            dv.itemsize = sv.itemsize
+            dv.shape = shape
+            dv.strides = strides
+            self._copy(i, &sv, &dv, False)
+        finally:
+            PyBuffer_Release(&sv)
+        return out
 
     cdef int _check_operand(self, Py_buffer* v, bint is_chunk, str role) except -1:
         cdef int d

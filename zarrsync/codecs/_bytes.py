@@ -3,6 +3,7 @@
 https://zarr-specs.readthedocs.io/en/latest/v3/codecs/bytes/index.html
 """
 
+import math
 import sys
 
 import numpy as np
@@ -62,13 +63,20 @@ class Bytes(ArrayToBytesCodec):
         return self
 
     def encoded_size(self, shape, dtype):
-        return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        return math.prod(shape) * dtype.itemsize
 
-    def _needs_swap(self, dtype):
+    def native_for(self, dtype):
+        """True if chunks of ``dtype`` are stored exactly as they lie in memory."""
+        return not self.needs_swap(dtype)
+
+    def needs_swap(self, dtype):
+        """True if stored bytes of ``dtype`` differ from this machine's (byte order)."""
         return self.endian is not None and self.endian != NATIVE_ENDIAN and dtype.itemsize > 1
 
     def encode(self, array):
-        swap = self._needs_swap(array.dtype)
+        if not array.dtype.isnative:  # work from this machine's byte order
+            array = array.astype(array.dtype.newbyteorder("="))
+        swap = self.needs_swap(array.dtype)
         if array.flags.c_contiguous and not swap:
             return memoryview(array.reshape(-1).view(np.uint8))
         out = np.empty(array.shape, dtype=array.dtype)
@@ -80,7 +88,7 @@ class Bytes(ArrayToBytesCodec):
         if len(data) != expected:
             raise CodecError(f"bytes codec: expected {expected} bytes for shape "
                              f"{tuple(shape)} of {dtype.name}, got {len(data)}")
-        if self._needs_swap(dtype):
+        if self.needs_swap(dtype):
             buf = np.frombuffer(data, dtype=np.uint8).copy()
             transform.byteswap(buf, swap_unit(dtype))
             return buf.view(dtype).reshape(shape)

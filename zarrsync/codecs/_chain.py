@@ -151,7 +151,17 @@ class CodecChain:
         self.bytes_bytes = tuple(c for c in evolved if isinstance(c, BytesToBytesCodec))
         #: The shape the array->bytes codec sees (after every array->array codec).
         self.encoded_shape = shape
-        self._decoded_size = self.array_bytes.encoded_size(shape, self.dtype)
+        # The input size of each bytes->bytes codec's decode, where known.
+        sizes = [self.array_bytes.encoded_size(shape, self.dtype)]
+        for c in self.bytes_bytes[:-1]:
+            sizes.append(None if sizes[-1] is None else c.size_after_encode(sizes[-1]))
+        self._decode_sizes = tuple(reversed(sizes))
+        #: True when a chunk's stored form, bytes->bytes codecs undone, is its
+        #: elements in C order and this machine's byte order: chunks then move
+        #: between the array and ``bytes`` without an intermediate chunk array.
+        self.native_bytes = (not array_array and self.dtype.kind not in "OT"
+                             and getattr(self.array_bytes, "native_for", None) is not None
+                             and self.array_bytes.native_for(self.dtype))
 
     def encode(self, chunk):
         """Encode one chunk (an array of the chunk shape) to ``bytes``."""
@@ -169,21 +179,42 @@ class CodecChain:
         modifying. Any failure raises a ``CodecError`` naming ``key``.
         """
         try:
-            sizes = [self._decoded_size]
-            for c in self.bytes_bytes[:-1]:
-                sizes.append(None if sizes[-1] is None else c.size_after_encode(sizes[-1]))
-            for c, size in zip(reversed(self.bytes_bytes), reversed(sizes)):
+            for c, size in zip(reversed(self.bytes_bytes), self._decode_sizes):
                 data = c.decode(data, size)
             chunk = self.array_bytes.decode(data, self.encoded_shape, self.dtype)
             for c in reversed(self.array_array):
                 chunk = c.decode(chunk)
-        except ZarrSyncError as e:
-            if key and key not in str(e):
-                raise type(e)(f"chunk {key!r}: {e}") from e
-            raise
-        except Exception as e:  # a codec library's own error: corrupt data
-            raise CodecError(f"chunk {key!r} could not be decoded: {e}") from e
+        except Exception as e:
+            raise _decode_error(e, key) from e
         return chunk
+
+    def encode_native(self, raw):
+        """Encode a chunk given as its ``bytes`` in C order (``native_bytes`` chains)."""
+        for c in self.bytes_bytes:
+            raw = c.encode(raw)
+        return raw if isinstance(raw, bytes) else bytes(raw)
+
+    def decode_native(self, data, key=""):
+        """The chunk's elements as bytes in C order (``native_bytes`` chains);
+        errors as ``decode``."""
+        try:
+            for c, size in zip(reversed(self.bytes_bytes), self._decode_sizes):
+                data = c.decode(data, size)
+            expected = self._decode_sizes[-1]
+            if len(data) != expected:
+                raise CodecError(f"expected {expected} bytes for shape {self.chunk_shape} "
+                                 f"of {self.dtype.name}, got {len(data)}")
+        except Exception as e:
+            raise _decode_error(e, key) from e
+        return data
 
     def to_dicts(self):
         return [c.to_dict() for c in self.codecs]
+
+
+def _decode_error(e, key):
+    """The error to raise for ``e`` while decoding chunk ``key``: zarrsync's own
+    errors gain the key, a codec library's error (corrupt data) becomes ``CodecError``."""
+    if isinstance(e, ZarrSyncError):
+        return type(e)(f"chunk {key!r}: {e}") if key and key not in str(e) else e
+    return CodecError(f"chunk {key!r} could not be decoded: {e}")

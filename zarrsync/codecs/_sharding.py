@@ -239,14 +239,11 @@ class ShardingIndexed(ArrayToBytesCodec):
         if all(c is None for c in encoded):
             return None
         entries = np.empty(2 * len(encoded), dtype=_INDEX_DTYPE)
-        out = shard_kernels.assemble_shard(list(encoded), entries, self.index_size,
-                                           self.index_location == "start")
+        at_start = self.index_location == "start"
+        encoded = list(encoded)
+        total = shard_kernels.shard_layout(encoded, entries, self.index_size, at_start)
         index = self.index_chain.encode(entries.reshape(self.chunks_per_shard + (2,)))
-        if self.index_location == "start":
-            out[:self.index_size] = index
-        else:
-            out[len(out) - self.index_size:] = index
-        return bytes(out)
+        return shard_kernels.join_shard(encoded, index, total, at_start)
 
     def encode(self, array):
         self._require_bound()

@@ -7,6 +7,7 @@ method (``create_array``, ``read_array``, ...) from ``Hierarchy``.
 
 from abc import ABCMeta, abstractmethod
 
+from ._buffer import watch_key_value_methods
 from ._hierarchy import Hierarchy
 
 __all__ = ["Store"]
@@ -23,6 +24,17 @@ class Store(Hierarchy, metaclass=ABCMeta):
     #: one reads. A backend that sets it must serve the ranges of one key in
     #: one ``get_partial_values`` call from a single version of the value.
     shared_between_processes = False
+
+    #: Keep chunks that ``write_array`` writes only partly decoded in memory
+    #: until they are done (see ``zarrsync.storage._buffer``): appends of one
+    #: time step then encode each chunk once, not once per step. Reads through
+    #: this object always see buffered data; other processes see it after
+    #: ``flush()``. Settable per store object.
+    buffers_writes = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        watch_key_value_methods(cls)
 
     @abstractmethod
     def get(self, key):
@@ -62,6 +74,15 @@ class Store(Hierarchy, metaclass=ABCMeta):
 
     # Optional overrides: defaults built on the methods above.
 
+    def get_ranges_view(self, key_ranges):
+        """As ``get_partial_values``, but each value may be any bytes-like
+        object (a ``memoryview`` of the stored value, not a copy).
+
+        Sharded reads fetch inner chunks through this; backends that hold
+        values in memory override it to skip a copy of every range.
+        """
+        return self.get_partial_values(key_ranges)
+
     def get_many(self, keys):
         """Values (or ``None``) for several keys; backends may batch this."""
         return [self.get(k) for k in keys]
@@ -91,7 +112,8 @@ class Store(Hierarchy, metaclass=ABCMeta):
             self.erase(key)
 
     def close(self):
-        """Release resources; the default does nothing."""
+        """Store the buffered chunks (``flush``); backends also release resources."""
+        self.flush()
 
     def __enter__(self):
         return self

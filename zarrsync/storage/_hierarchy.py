@@ -6,6 +6,7 @@
 documents, chunk planning, encoding and decoding.
 """
 
+import contextlib
 import threading
 
 import numpy as np
@@ -32,6 +33,7 @@ from ..metadata import (
     parse_dtype,
 )
 from ..nodes import ArrayNode, GroupNode, validate_name
+from . import _buffer
 from ._sharded import ShardLayout
 
 __all__ = ["Hierarchy"]
@@ -47,7 +49,7 @@ class _ArrayState:
     """What every read and write of one array needs, derived once from its metadata."""
 
     __slots__ = ("meta", "chain", "prefix", "separator", "v2", "fill_array",
-                 "fill_bytes", "full_chunks", "sharded", "vlen")
+                 "fill_bytes", "full_chunks", "sharded", "vlen", "chunk_nbytes")
 
     def __init__(self, node, meta):
         self.meta = meta
@@ -65,6 +67,7 @@ class _ArrayState:
             self.fill_bytes = self.fill_array.reshape(1).view(np.uint8)
         # Chunks with a coordinate below this on every axis lie wholly inside the array.
         self.full_chunks = tuple(s // c for s, c in zip(meta.shape, meta.chunks))
+        self.chunk_nbytes = int(np.prod(meta.chunks, dtype=np.int64)) * meta.dtype.itemsize
         # Sharding alone: plan on the inner grid, read byte ranges (see _sharded).
         self.sharded = ShardLayout(meta) if ShardLayout.applies_to(meta.chain) else None
 
@@ -118,15 +121,34 @@ class Hierarchy:
 
     # -- internal helpers -------------------------------------------------------------
 
-    def _chunk_lock(self, key):
+    def _lock_stripes(self):
         # Striped locks make a partial chunk update (read, modify, write) atomic
-        # against other writers of this store object.
+        # against other writers of this store object. Re-entrant: flushing the
+        # write buffer from a key-value call may need a stripe the thread holds.
         locks = self.__dict__.get("_zs_chunk_locks")
         if locks is None:
             with _LOCKS_GUARD:
                 locks = self.__dict__.setdefault(
-                    "_zs_chunk_locks", [threading.Lock() for _ in range(_N_CHUNK_LOCKS)])
-        return locks[hash(key) % _N_CHUNK_LOCKS]
+                    "_zs_chunk_locks", [threading.RLock() for _ in range(_N_CHUNK_LOCKS)])
+        return locks
+
+    def _chunk_lock(self, key):
+        """The lock that serialises updates of chunk ``key``."""
+        return self._lock_stripes()[hash(key) % _N_CHUNK_LOCKS]
+
+    @contextlib.contextmanager
+    def _chunk_locks(self, keys):
+        """Hold the locks of every chunk in ``keys`` (taken in one global order,
+        so two callers with overlapping keys cannot deadlock)."""
+        stripes = self._lock_stripes()
+        held = [stripes[s] for s in sorted({hash(k) % _N_CHUNK_LOCKS for k in keys})]
+        for lock in held:
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
 
     def _node_type(self, node):
         """``"array"``, ``"group"`` or ``None`` for the node's path."""
@@ -154,7 +176,15 @@ class Hierarchy:
         return state
 
     def _set_document(self, node, meta):
-        self.set(node.metadata_key, meta.to_json().encode("utf-8"))
+        raw = meta.to_json().encode("utf-8")
+        self.set(node.metadata_key, raw)
+        return raw
+
+    def _set_array_document(self, node, meta):
+        """Store an array's document and remember its state (no re-parse on next use)."""
+        raw = self._set_document(node, meta)
+        cache = self.__dict__.setdefault("_zs_meta_cache", {})
+        cache[node.metadata_key] = (raw, _ArrayState(node, meta))
 
     def _check_ancestors(self, node):
         for anc in node.ancestors():
@@ -166,6 +196,49 @@ class Hierarchy:
             if self._node_type(anc) is None:
                 self._set_document(anc, GroupMetadata())
 
+    # -- write buffer (see _buffer) -----------------------------------------------------
+
+    def flush(self):
+        """Encode and store every chunk held in the write buffer.
+
+        Only stores whose ``buffers_writes`` is true hold any; reads through
+        this object see buffered data without it. Call it before another
+        process reads the store.
+        """
+        self._flush_pending(lambda key: True)
+
+    def _flush_pending(self, selected):
+        pending = self.__dict__.get("_zs_pending")
+        if not pending:
+            return
+        for key in [k for k in list(pending) if selected(k)]:
+            with self._chunk_lock(key):
+                entry = pending.pop(key, None)
+                if entry is None:
+                    continue
+                try:
+                    self._store_chunk(entry[0], key, entry[1])
+                except BaseException:
+                    pending.setdefault(key, entry)  # nothing lost: still buffered
+                    raise
+
+    def _pending_flush_keys(self, keys):
+        keys = set(keys)
+        self._flush_pending(keys.__contains__)
+
+    def _pending_flush_prefixes(self, prefixes):
+        self._flush_pending(lambda key: key.startswith(tuple(prefixes)))
+
+    def _pending_drop_keys(self, keys):
+        pending = self.__dict__["_zs_pending"]
+        for key in keys:
+            pending.pop(key, None)
+
+    def _pending_drop_prefixes(self, prefixes):
+        pending = self.__dict__["_zs_pending"]
+        for key in [k for k in list(pending) if k.startswith(tuple(prefixes))]:
+            pending.pop(key, None)
+
     def _store_chunk(self, state, key, chunk):
         """Encode and store one chunk, or erase it when it is all fill value."""
         if (all_fill(chunk, state.fill_array) if state.vlen
@@ -173,6 +246,7 @@ class Hierarchy:
             self.erase(key)
         else:
             self.set(key, state.chain.encode(chunk))
+
 
     @staticmethod
     def _coerce_value(x, dtype):
@@ -417,13 +491,27 @@ class Hierarchy:
             keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
             values = self.get_many(keys)
             fill_chunk = np.broadcast_to(state.fill_array, meta.chunks)
-            decode = state.chain.decode
+            chain = state.chain
+            if chain.native_bytes:
+                decode_native = chain.decode_native
 
-            def read_chunk(i):
-                raw = values[i]
-                plan.gather(i, fill_chunk if raw is None else decode(raw, keys[i]), out)
+                def read_chunk(i):
+                    raw = values[i]
+                    if raw is None:
+                        plan.gather(i, fill_chunk, out)
+                    else:
+                        plan.gather_raw(i, decode_native(raw, keys[i]), out)
+            else:
+                decode = chain.decode
 
-            run_chunks(read_chunk, plan.nchunks, out.nbytes)
+                def read_chunk(i):
+                    raw = values[i]
+                    plan.gather(i, fill_chunk if raw is None else decode(raw, keys[i]), out)
+
+            # The work is decoding whole chunks when compressed, even for a
+            # strided selection that keeps few of their elements.
+            work = plan.nchunks * state.chunk_nbytes if chain.bytes_bytes else out.nbytes
+            run_chunks(read_chunk, plan.nchunks, work)
         return out.reshape(sel.out_shape)
 
     def write_array(self, node, selection, x):
@@ -452,21 +540,64 @@ class Hierarchy:
         if not plan.nchunks:
             return
         keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
+        pending = self._write_buffer(state, plan, keys)
+        native = state.chain.native_bytes
 
         def write_chunk(i):
             key = keys[i]
             with self._chunk_lock(key):
-                if plan.is_complete(i):
-                    chunk = state.new_chunk(state.is_edge(plan.chunk_coords(i)))
+                if native and plan.covers_inner_chunk(i):
+                    # Straight from the value into new bytes: no chunk array.
+                    raw = plan.scatter_to_bytes(i, value)
+                    if transform.all_equal(raw, state.fill_bytes):
+                        self.erase(key)
+                    else:
+                        self.set(key, state.chain.encode_native(raw))
+                    return
+                complete = plan.is_complete(i)
+                edge = complete and state.is_edge(plan.chunk_coords(i))
+                if complete:
+                    chunk = state.new_chunk(edge)
                 else:
+                    buffered = pending.get(key) if pending is not None else None
+                    if buffered is not None and buffered[0].chain is state.chain:
+                        plan.scatter(i, value, buffered[1])
+                        return
                     chunk = state.writable_chunk(self.get(key), key)
                 plan.scatter(i, value, chunk)
-                self._store_chunk(state, key, chunk)
+                # Edge chunks are buffered even when written whole: a growing
+                # array writes into them again.
+                if pending is not None and (edge or not complete):
+                    pending[key] = (state, chunk)
+                else:
+                    self._store_chunk(state, key, chunk)
 
-        # Uncompressed writes are bound by memory copies made with the GIL held
-        # (measured slower on two threads); compressed ones scale.
+        # Uncompressed writes through a chunk array (byte swap, transpose) copy
+        # with the GIL held in NumPy: measured slower on two threads. The
+        # native route copies without it, and codecs release it.
         nbytes = int(np.prod(sel.full_shape, dtype=np.int64)) * meta.dtype.itemsize
-        run_chunks(write_chunk, plan.nchunks, nbytes if state.chain.bytes_bytes else 0)
+        run_chunks(write_chunk, plan.nchunks, nbytes if state.chain.bytes_bytes or native else 0)
+
+    def _write_buffer(self, state, plan, keys):
+        """The buffer for this write's partial chunks, or ``None`` to write them through.
+
+        Flushes the array's buffered chunks that this write does not touch:
+        a simulation moves on to the next chunk once the current one is done.
+        """
+        if not getattr(self, "buffers_writes", False) or state.sharded is not None:
+            return None
+        pending = self.__dict__.get("_zs_pending")
+        if pending:
+            touched = set(keys)
+            prefix = state.prefix
+            self._flush_pending(lambda k: k.startswith(prefix) and k not in touched)
+        # Chunks written whole and lying inside the array are stored at once.
+        buffered = plan.nchunks - plan.count_inner_covered()
+        if buffered * state.chunk_nbytes > _buffer.MAX_BUFFERED_BYTES:
+            return None
+        if pending is None:
+            pending = self.__dict__.setdefault("_zs_pending", {})
+        return pending
 
     def reshape(self, node, shape):
         """Resize array ``node`` to ``shape`` (same rank).
@@ -507,4 +638,4 @@ class Hierarchy:
                             chunk[tuple(region)] = (state.fill_array if state.vlen
                                                     else meta.fill_value)
                         self._store_chunk(state, key, chunk)
-        self._set_document(node, meta.with_shape(shape))
+        self._set_array_document(node, meta.with_shape(shape))

@@ -35,6 +35,8 @@ class MemoryStore(Store):
     True
     """
 
+    buffers_writes = True
+
     def __init__(self, store_dict=None):
         self._data = {}
         self._lock = threading.RLock()
@@ -58,6 +60,13 @@ class MemoryStore(Store):
         for key, offset, length in key_ranges:
             value = self._data.get(key)
             out.append(None if value is None else _slice(value, offset, length))
+        return out
+
+    def get_ranges_view(self, key_ranges):
+        out = []
+        for key, offset, length in key_ranges:
+            value = self._data.get(key)
+            out.append(None if value is None else _slice(memoryview(value), offset, length))
         return out
 
     def set(self, key, value):
@@ -104,11 +113,13 @@ class MemoryStore(Store):
             self._data.update(moved)
 
     def to_dict(self):
-        """A copy of the contents as ``{key: bytes}``."""
+        """A copy of the contents as ``{key: bytes}`` (buffered chunks stored first)."""
+        self.flush()
         with self._lock:
             return dict(self._data)
 
     def __len__(self):
+        self.flush()
         return len(self._data)
 
     def __repr__(self):

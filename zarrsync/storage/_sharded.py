@@ -13,6 +13,7 @@ import numpy as np
 
 from ..codecs._sharding import EMPTY, ShardingIndexed
 from ..codecs._vlen import fill_array, is_vlen, new_filled
+from ..config import run_chunks
 from ..errors import CodecError
 from ..indexing import ChunkPlan, ElementPlan
 
@@ -47,6 +48,8 @@ class ShardLayout:
         self.fill_inner = np.broadcast_to(self.fill_0d, self.inner_shape)
         # string and bytes: elements are references, copied with NumPy indexing.
         self.vlen = is_vlen(meta.dtype)
+        # Bytes of one decoded inner chunk: how the thread pool sizes the work.
+        self.inner_nbytes = int(np.prod(self.inner_shape, dtype=np.int64)) * self.dtype.itemsize
 
     @staticmethod
     def applies_to(chain):
@@ -64,6 +67,13 @@ class ShardLayout:
         ``inner_positions`` are C-order positions in the shard index.
         """
         ndim = len(self.shape)
+        if plan.nchunks == 1:  # point reads: skip the array work below
+            coords = plan.chunk_coords(0)
+            shard, position = [], 0
+            for c, n in zip(coords, self.per_shard.tolist()):
+                shard.append(c // n)
+                position = position * n + c % n
+            return [(tuple(shard), [0], [position], np.array([coords], dtype=np.int64))]
         coords = np.empty(plan.nchunks * ndim, dtype=np.int64)
         plan.coords_into(coords)
         coords = coords.reshape(plan.nchunks, ndim)
@@ -99,7 +109,7 @@ class ShardLayout:
         checked against the shard's end as their ranges are read (``fetch``).
         """
         offset, length = self.codec.index_range()
-        raw_index = store.get_partial_values([(key, offset, length)])[0]
+        raw_index = store.get_ranges_view([(key, offset, length)])[0]
         if raw_index is None:
             return None, None, None
         size = None
@@ -121,7 +131,7 @@ class ShardLayout:
         if raw_index is not None:
             offset, length = self.codec.index_range()
             ranges_and_index = ranges + [(key, offset, length)]
-            *values, again = store.get_partial_values(ranges_and_index)
+            *values, again = store.get_ranges_view(ranges_and_index)
             if again is None or bytes(again) != bytes(raw_index):
                 raise ShardChanged(key)
             return self._checked(key, ranges, values)
@@ -131,7 +141,7 @@ class ShardLayout:
             # so the byte index_size - 1 after the furthest end must exist.
             last = max(offset + nbytes for _, offset, nbytes in ranges)
             probe = [(key, last + self.codec.index_size - 1, 1)]
-        values = store.get_partial_values(ranges + probe)
+        values = store.get_ranges_view(ranges + probe)
         if probe:
             tail = values.pop()
             if tail is None or len(tail) != 1:
@@ -152,7 +162,9 @@ class ShardLayout:
         plan = self.plan(sel)
         if not plan.nchunks:
             return
-        inner = self.codec.inner
+        # Fetch shard by shard (each under its lock), then decode every stored
+        # inner chunk of the call on the pool.
+        work = []
         for shard_coords, indices, positions, _ in self.group_by_shard(plan):
             key = state.chunk_key(shard_coords)
             entries, stored, values = self._read_shard(store, key, positions, indices)
@@ -163,8 +175,18 @@ class ShardLayout:
             for i, p in zip(indices, positions):
                 if entries[2 * p] == EMPTY:
                     plan.gather(i, self.fill_inner, out)
-            for (i, p), value in zip(stored, values):
+            work.extend((i, value, key, p) for (i, p), value in zip(stored, values))
+        inner = self.codec.inner
+        if inner.native_bytes:
+            def read_inner(k):
+                i, value, key, p = work[k]
+                plan.gather_raw(i, inner.decode_native(value, f"{key} (inner chunk {p})"), out)
+        else:
+            def read_inner(k):
+                i, value, key, p = work[k]
                 plan.gather(i, inner.decode(value, f"{key} (inner chunk {p})"), out)
+
+        run_chunks(read_inner, len(work), len(work) * self.inner_nbytes)
 
     def _read_shard(self, store, key, positions, indices):
         """``(entries, [(plan index, position)], values)`` of one shard's needed
@@ -211,39 +233,73 @@ class ShardLayout:
         return np.array(decoded, dtype=self.dtype, order="C")
 
     def write(self, store, state, sel, value):
-        """Write ``value`` (broadcast to the selection's full-rank shape) to ``sel``."""
+        """Write ``value`` (broadcast to the selection's full-rank shape) to ``sel``.
+
+        Holds the locks of every touched shard while it reads their kept
+        inner chunks, encodes the written ones (all shards' inner chunks on
+        the pool at once), assembles each shard (on the pool too) and stores it.
+        """
         plan = self.plan(sel)
         if not plan.nchunks:
             return
-        for shard_coords, indices, positions, inner_coords in self.group_by_shard(plan):
-            key = state.chunk_key(shard_coords)
-            complete = {p: plan.is_complete(i) for i, p in zip(indices, positions)}
-            with store._chunk_lock(key):
-                encoded = [None] * self.n_inner
-                old = {}
-                covers_shard = (len(indices) == self.inner_in_array(shard_coords)
-                                and all(complete.values()))
-                if not covers_shard:
-                    entries, size, _ = self.read_entries(store, key)
-                    if entries is not None:
-                        keep = [p for p in range(self.n_inner)
-                                if entries[2 * p] != EMPTY and not complete.get(p, False)]
-                        old = dict(zip(keep, self.fetch(store, key, entries, keep, size)))
-                        for p, v in old.items():
-                            if p not in complete:
-                                encoded[p] = v  # untouched: reuse the stored bytes
-                for i, p, c in zip(indices, positions, inner_coords):
-                    if complete[p]:
-                        chunk = self._new_inner(c)
-                    else:
-                        chunk = self._writable_inner(old.get(p), key, p)
-                    plan.scatter(i, value, chunk)
-                    encoded[p] = self.codec.encode_inner(chunk)
-                shard = self.codec.assemble(encoded)
+        groups = self.group_by_shard(plan)
+        keys = [state.chunk_key(g[0]) for g in groups]
+        with store._chunk_locks(keys):
+            shards, items = [], []
+            for key, (shard_coords, indices, positions, inner_coords) in zip(keys, groups):
+                encoded, old = self._kept_inner(store, key, shard_coords, plan, indices,
+                                                positions)
+                shards.append(encoded)
+                items.extend((i, p, c, key, encoded, old) for i, p, c
+                             in zip(indices, positions, inner_coords))
+
+            def encode_inner(k):
+                i, p, c, key, encoded, old = items[k]
+                if plan.is_complete(i):
+                    chunk = self._new_inner(c)
+                else:
+                    chunk = self._writable_inner(old.get(p), key, p)
+                plan.scatter(i, value, chunk)
+                encoded[p] = self.codec.encode_inner(chunk)
+
+            compressed = bool(self.codec.inner.bytes_bytes)
+            run_chunks(encode_inner, len(items),
+                       len(items) * self.inner_nbytes if compressed else 0)
+            assembled = [None] * len(shards)
+
+            def assemble(k):
+                assembled[k] = self.codec.assemble(shards[k])
+
+            run_chunks(assemble, len(shards), len(items) * self.inner_nbytes)
+            for key, shard in zip(keys, assembled):
                 if shard is None:
                     store.erase(key)
                 else:
                     store.set(key, shard)
+
+    def _kept_inner(self, store, key, shard_coords, plan, indices, positions):
+        """``(encoded, old)`` for a shard about to be rewritten.
+
+        ``encoded`` lists the shard's inner chunks, holding the stored bytes
+        of those this write does not touch (``None`` elsewhere); ``old`` maps
+        the positions this write changes only partly to their stored bytes.
+        A write covering the whole shard reads nothing.
+        """
+        encoded = [None] * self.n_inner
+        complete = {p: plan.is_complete(i) for i, p in zip(indices, positions)}
+        if len(indices) == self.inner_in_array(shard_coords) and all(complete.values()):
+            return encoded, {}
+        entries, size, _ = self.read_entries(store, key)
+        if entries is None:
+            return encoded, {}
+        keep = [p for p in range(self.n_inner)
+                if entries[2 * p] != EMPTY and not complete.get(p, False)]
+        old = dict(zip(keep, self.fetch(store, key, entries, keep, size)))
+        for p, stored in list(old.items()):
+            if p not in complete:
+                encoded[p] = stored  # untouched: reuse the stored bytes
+                del old[p]
+        return encoded, old
 
 
 class ShardChanged(Exception):

@@ -99,12 +99,18 @@ class ZipStore(Store):
     ...     store.create_group(zs.GroupNode.root())
     """
 
+    # Chunk writes append entries until ``close`` compacts them: buffering
+    # partial chunks saves both the re-encoding and the dead entries.
+    buffers_writes = True
+
     def __init__(self, path, mode="r", *, compression=zipfile.ZIP_STORED,
                  compresslevel=None):
         if mode not in _MODES:
             raise ValueError(f"ZipStore mode must be one of {_MODES}, got {mode!r}")
         self._path = os.path.abspath(os.fspath(path))
         self._mode = mode
+        if mode == "r":
+            self.buffers_writes = False  # writes must raise ReadOnlyStoreError at once
         self._compression = compression
         self._compresslevel = compresslevel
         self._lock = threading.RLock()
@@ -289,6 +295,8 @@ class ZipStore(Store):
 
         Idempotent. After ``close`` every method raises ``StoreError``.
         """
+        if self._zf is not None and self._mode != "r":
+            self.flush()
         with self._lock:
             zf = self._zf
             if zf is None:

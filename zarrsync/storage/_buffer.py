@@ -1,0 +1,102 @@
+"""The write buffer: partly written chunks kept decoded until they are flushed.
+
+A simulation that writes one time step at a time into chunks spanning
+several steps would otherwise decode and re-encode each chunk at every
+step. On a store whose ``buffers_writes`` is true, ``write_array`` keeps a
+chunk it writes only partly in memory, decoded, and later partial writes
+go straight into it. The chunk is encoded and stored once, when:
+
+- a later ``write_array`` of the same array no longer touches it,
+- a write covers it entirely (the new value replaces the buffered one),
+- anything reads or lists its key, through the hierarchy or the key-value
+  methods (``get``, ``get_many``, ``get_partial_values``, ``get_ranges_view``,
+  ``getsize``, ``list_prefix``, ``list_dir``, ``move_prefix``), or
+- ``flush()`` or ``close()`` is called.
+
+``set``, ``erase`` and ``erase_prefix`` of a buffered key drop the buffered
+chunk (the newer operation wins). So within the process every read sees
+every write; what the buffer changes is when the bytes reach the backend,
+which matters only to other processes and to a crash.
+
+The key-value methods of every ``Store`` subclass are wrapped once, when the
+class is defined (``watch_key_value_methods``); with nothing buffered the
+wrapper costs one dictionary lookup.
+"""
+
+import functools
+
+__all__ = ["MAX_BUFFERED_BYTES", "watch_key_value_methods"]
+
+#: A write buffers its partial chunks only if they hold at most this many
+#: bytes decoded; larger writes encode and store them at once.
+MAX_BUFFERED_BYTES = 64 << 20
+
+
+def _key(args, kwargs):
+    return (args[0] if args else kwargs["key"],)
+
+
+def _keys(args, kwargs):
+    return args[0] if args else kwargs["keys"]
+
+
+def _range_keys(args, kwargs):
+    return [r[0] for r in (args[0] if args else kwargs["key_ranges"])]
+
+
+def _as_list(args, kwargs, name):
+    # A generator argument is read here first; the method gets a list of it.
+    if args:
+        return (list(args[0]),) + args[1:], kwargs
+    return args, dict(kwargs, **{name: list(kwargs[name])})
+
+
+def _prefix(args, kwargs):
+    return (args[0] if args else kwargs["prefix"],)
+
+
+def _old_and_new(args, kwargs):
+    return (args[0] if args else kwargs["old"],
+            args[1] if len(args) > 1 else kwargs["new"])
+
+
+# Methods taking an iterable, by argument name.
+_ITERABLE_ARGUMENT = {"get_many": "keys", "get_partial_values": "key_ranges",
+                      "get_ranges_view": "key_ranges"}
+
+# method name -> (what to do with buffered chunks first, which keys or prefixes)
+_WATCHED = {
+    "get": ("flush_keys", _key),
+    "getsize": ("flush_keys", _key),
+    "get_many": ("flush_keys", _keys),
+    "get_partial_values": ("flush_keys", _range_keys),
+    "get_ranges_view": ("flush_keys", _range_keys),
+    "list_prefix": ("flush_prefixes", _prefix),
+    "list_dir": ("flush_prefixes", _prefix),
+    "move_prefix": ("flush_prefixes", _old_and_new),
+    "set": ("drop_keys", _key),
+    "erase": ("drop_keys", _key),
+    "erase_prefix": ("drop_prefixes", _prefix),
+}
+
+
+def watch_key_value_methods(cls):
+    """Wrap the key-value methods ``cls`` defines so they see buffered chunks."""
+    for name, (action, targets) in _WATCHED.items():
+        method = cls.__dict__.get(name)
+        if method is None or getattr(method, "_zs_watched", False):
+            continue
+        setattr(cls, name, _watched(method, action, targets, _ITERABLE_ARGUMENT.get(name)))
+
+
+def _watched(method, action, targets, iterable):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.__dict__.get("_zs_pending"):
+            if iterable is not None:
+                args, kwargs = _as_list(args, kwargs, iterable)
+            getattr(self, "_pending_" + action)(targets(args, kwargs))
+        return method(self, *args, **kwargs)
+
+    wrapper._zs_watched = True
+    return wrapper
