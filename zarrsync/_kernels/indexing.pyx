@@ -16,7 +16,8 @@ a slice as ``(start, step, count)`` with ``step >= 1`` and every element in
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memset
 from libc.stdint cimport uint8_t, int64_t
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release,
+                             PyObject_GetBuffer)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 from zarrsync._kernels.common cimport MAX_NDIM, ceildiv
@@ -420,15 +421,17 @@ cdef class ChunkPlan:
         finally:
             PyBuffer_Release(&dv)
 
-    def scatter_to_bytes(self, Py_ssize_t i, value):
-        """Chunk ``i`` as a new ``bytes`` (C order, native byte order), copied
-        from ``value`` (selection shape, any strides) in one pass.
+    def scatter_to_bytes(self, Py_ssize_t i, value, out=None):
+        """Chunk ``i`` as bytes in C order and native byte order, copied from
+        ``value`` (selection shape, any strides) in one pass.
 
+        Into a new ``bytes`` (a chunk stored uncompressed: one copy, no chunk
+        array), or into ``out``, a writable buffer of exactly the chunk's size
+        that is returned (a scratch buffer reused for compressed chunks).
         Only for a chunk this selection covers that lies wholly inside the
-        array, so every byte is written (``ValueError`` otherwise): a full
-        chunk stored uncompressed then costs one copy, no chunk array.
+        array, so every byte is written (``ValueError`` otherwise).
         """
-        cdef Py_buffer sv, dv
+        cdef Py_buffer sv, dv, ov
         cdef Py_ssize_t shape[MAX_NDIM]
         cdef Py_ssize_t strides[MAX_NDIM]
         cdef Py_ssize_t nbytes
@@ -438,14 +441,24 @@ cdef class ChunkPlan:
         try:
             self._check_operand(&sv, False, "source")
             self._c_order(sv.itemsize, shape, strides, &nbytes)
-            out = PyBytes_FromStringAndSize(NULL, nbytes)
-            # A new bytes object nobody else holds yet: filling it in place is safe.
-            dv.buf = PyBytes_AS_STRING(out)
             dv.ndim = self.ndim
             dv.itemsize = sv.itemsize
             dv.shape = shape
             dv.strides = strides
-            self._copy(i, &sv, &dv, False)
+            if out is None:
+                out = PyBytes_FromStringAndSize(NULL, nbytes)
+                # A new bytes object nobody else holds yet: filling it in place is safe.
+                dv.buf = PyBytes_AS_STRING(out)
+                self._copy(i, &sv, &dv, False)
+            else:
+                PyObject_GetBuffer(out, &ov, PyBUF_SIMPLE | PyBUF_WRITABLE)
+                try:
+                    if ov.len != nbytes:
+                        raise ValueError(f"out holds {ov.len} bytes, a chunk {nbytes}")
+                    dv.buf = ov.buf
+                    self._copy(i, &sv, &dv, False)
+                finally:
+                    PyBuffer_Release(&ov)
         finally:
             PyBuffer_Release(&sv)
         return out

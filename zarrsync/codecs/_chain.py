@@ -6,6 +6,8 @@ Codec objects hold configuration only, never state shared between calls, so
 one chain can encode and decode many chunks from many threads at once.
 """
 
+import threading
+
 import numpy as np
 
 from ..errors import (ArrayToBytesInvariant, CodecError, InvalidCodecOrdering,
@@ -162,6 +164,7 @@ class CodecChain:
         self.native_bytes = (not array_array and self.dtype.kind not in "OT"
                              and getattr(self.array_bytes, "native_for", None) is not None
                              and self.array_bytes.native_for(self.dtype))
+        self._local = threading.local()
 
     def encode(self, chunk):
         """Encode one chunk (an array of the chunk shape) to ``bytes``."""
@@ -194,6 +197,15 @@ class CodecChain:
             raw = c.encode(raw)
         return raw if isinstance(raw, bytes) else bytes(raw)
 
+    def scratch(self):
+        """This thread's reusable buffer of one decoded chunk's size: where a
+        whole chunk is gathered before compression (a fresh buffer per chunk
+        measured 6-60% slower on two threads)."""
+        buf = getattr(self._local, "scratch", None)
+        if buf is None:
+            buf = self._local.scratch = bytearray(self._decode_sizes[-1])
+        return buf
+
     def decode_native(self, data, key=""):
         """The chunk's elements as bytes in C order (``native_bytes`` chains);
         errors as ``decode``."""
@@ -210,6 +222,15 @@ class CodecChain:
 
     def to_dicts(self):
         return [c.to_dict() for c in self.codecs]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_local"]  # scratch buffers belong to this process's threads
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
 
 def _decode_error(e, key):

@@ -133,7 +133,8 @@ class Hierarchy:
         return locks
 
     def _chunk_lock(self, key):
-        """The lock that serialises updates of chunk ``key``."""
+        """The lock that serialises updates of chunk ``key`` (``write_array``
+        indexes the stripes itself, the same way)."""
         return self._lock_stripes()[hash(key) % _N_CHUNK_LOCKS]
 
     @contextlib.contextmanager
@@ -541,19 +542,15 @@ class Hierarchy:
             return
         keys = plan.chunk_keys(state.prefix, state.separator, state.v2)
         pending = self._write_buffer(state, plan, keys)
-        native = state.chain.native_bytes
+        chain = state.chain
+        native = chain.native_bytes
+        compressed = bool(chain.bytes_bytes)
+
+        stripes = self._lock_stripes()
 
         def write_chunk(i):
             key = keys[i]
-            with self._chunk_lock(key):
-                if native and plan.covers_inner_chunk(i):
-                    # Straight from the value into new bytes: no chunk array.
-                    raw = plan.scatter_to_bytes(i, value)
-                    if transform.all_equal(raw, state.fill_bytes):
-                        self.erase(key)
-                    else:
-                        self.set(key, state.chain.encode_native(raw))
-                    return
+            with stripes[hash(key) % _N_CHUNK_LOCKS]:
                 complete = plan.is_complete(i)
                 edge = complete and state.is_edge(plan.chunk_coords(i))
                 if complete:
@@ -572,11 +569,31 @@ class Hierarchy:
                 else:
                     self._store_chunk(state, key, chunk)
 
+        if native:
+            # Whole chunks go straight from the value into bytes (no chunk
+            # array; compressed ones through this thread's scratch buffer).
+            # Names are bound once: thousands of small chunks run this.
+            covers, scatter_to_bytes = plan.covers_inner_chunk, plan.scatter_to_bytes
+            all_equal, fill_bytes = transform.all_equal, state.fill_bytes
+            scratch, encode_native = chain.scratch, chain.encode_native
+            partial_chunk = write_chunk
+
+            def write_chunk(i):
+                if not covers(i):
+                    return partial_chunk(i)
+                key = keys[i]
+                with stripes[hash(key) % _N_CHUNK_LOCKS]:
+                    raw = scatter_to_bytes(i, value, scratch() if compressed else None)
+                    if all_equal(raw, fill_bytes):
+                        self.erase(key)
+                    else:
+                        self.set(key, encode_native(raw))
+
         # Uncompressed writes through a chunk array (byte swap, transpose) copy
         # with the GIL held in NumPy: measured slower on two threads. The
         # native route copies without it, and codecs release it.
         nbytes = int(np.prod(sel.full_shape, dtype=np.int64)) * meta.dtype.itemsize
-        run_chunks(write_chunk, plan.nchunks, nbytes if state.chain.bytes_bytes or native else 0)
+        run_chunks(write_chunk, plan.nchunks, nbytes if compressed or native else 0)
 
     def _write_buffer(self, state, plan, keys):
         """The buffer for this write's partial chunks, or ``None`` to write them through.

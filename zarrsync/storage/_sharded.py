@@ -11,6 +11,7 @@ https://zarr-specs.readthedocs.io/en/latest/v3/codecs/sharding-indexed/index.htm
 
 import numpy as np
 
+from .._kernels import transform
 from ..codecs._sharding import EMPTY, ShardingIndexed
 from ..codecs._vlen import fill_array, is_vlen, new_filled
 from ..config import run_chunks
@@ -46,6 +47,7 @@ class ShardLayout:
         # A 0-d array holding the exact fill value (bits, or the string itself).
         self.fill_0d = fill_array(meta.fill_value, meta.dtype)
         self.fill_inner = np.broadcast_to(self.fill_0d, self.inner_shape)
+        self.fill_bytes = None if is_vlen(meta.dtype) else self.fill_0d.reshape(1).view(np.uint8)
         # string and bytes: elements are references, copied with NumPy indexing.
         self.vlen = is_vlen(meta.dtype)
         # Bytes of one decoded inner chunk: how the thread pool sizes the work.
@@ -253,8 +255,18 @@ class ShardLayout:
                 items.extend((i, p, c, key, encoded, old) for i, p, c
                              in zip(indices, positions, inner_coords))
 
+            inner = self.codec.inner
+            compressed = bool(inner.bytes_bytes)
+
             def encode_inner(k):
                 i, p, c, key, encoded, old = items[k]
+                if inner.native_bytes and plan.covers_inner_chunk(i):
+                    # Straight from the value into bytes: no chunk array.
+                    raw = plan.scatter_to_bytes(i, value, inner.scratch() if compressed
+                                                else None)
+                    encoded[p] = (None if transform.all_equal(raw, self.fill_bytes)
+                                  else inner.encode_native(raw))
+                    return
                 if plan.is_complete(i):
                     chunk = self._new_inner(c)
                 else:
@@ -262,7 +274,6 @@ class ShardLayout:
                 plan.scatter(i, value, chunk)
                 encoded[p] = self.codec.encode_inner(chunk)
 
-            compressed = bool(self.codec.inner.bytes_bytes)
             run_chunks(encode_inner, len(items),
                        len(items) * self.inner_nbytes if compressed else 0)
             assembled = [None] * len(shards)
