@@ -292,7 +292,8 @@ def test_backend_names():
 def run_python(code, **env_extra):
     env = {k: v for k, v in os.environ.items() if k != "ZARRSYNC_GZIP"}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # -P: import the installed package, not the checkout's uncompiled source folder.
+    return subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                           env=env, timeout=120, check=False)
 
 
