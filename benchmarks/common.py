@@ -37,8 +37,11 @@ def short_strings(n, mean_len=12, seed=0):
 def machine_line(machine):
     v = ", ".join(f"{k} {val}" for k, val in machine["versions"].items() if val)
     commit = f" (commit {machine['zarrsync_commit']})" if machine.get("zarrsync_commit") else ""
+    stolen = machine.get("cpu_stolen")
+    steal = ("" if stolen is None else
+             f"; CPU time stolen by the hypervisor during the run: {100 * stolen:.0f}%")
     return (f"{machine['cpu_count']} CPUs, {machine['platform']}, Python {machine['python']}; "
-            f"{v}{commit}")
+            f"{v}{commit}{steal}")
 
 
 def format_speed(v, unit):

@@ -586,6 +586,26 @@ def git_commit():
     return head + ("+dirty" if dirty else "")
 
 
+def cpu_ticks():
+    """``(steal, total)`` CPU ticks of the whole machine from /proc/stat, or None.
+
+    Steal is time the hypervisor gave this virtual machine's CPUs to others:
+    on a shared host it makes every figure of a run lower and noisier.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def stolen_share(start, end):
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def machine_info():
     return {
         "cpu_count": os.cpu_count(),
@@ -647,6 +667,7 @@ def run(args, argv, impls, skipped):
     }
     print(f"\nmedians of {args.repeats} runs; ratio = zarrsync speed / fastest other\n",
           flush=True)
+    ticks_at_start = cpu_ticks()
     failed = False
     for wl in workloads(args.quick):
         label = row_label(wl)
@@ -678,6 +699,7 @@ def run(args, argv, impls, skipped):
         print(f"  {label}: {cells} | {ratio}", file=sys.stderr, flush=True)
     if not args.no_limits:
         results["limits"] = measure_limits(args.quick, args.repeats)
+    results["machine"]["cpu_stolen"] = stolen_share(ticks_at_start, cpu_ticks())
     print_results(results)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
