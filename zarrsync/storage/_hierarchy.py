@@ -228,7 +228,8 @@ class Hierarchy:
         self._flush_pending(keys.__contains__)
 
     def _pending_flush_prefixes(self, prefixes):
-        self._flush_pending(lambda key: key.startswith(tuple(prefixes)))
+        prefixes = tuple(prefixes)
+        self._flush_pending(lambda key: key.startswith(prefixes))
 
     def _pending_drop_keys(self, keys):
         pending = self.__dict__["_zs_pending"]
@@ -236,9 +237,9 @@ class Hierarchy:
             pending.pop(key, None)
 
     def _pending_drop_prefixes(self, prefixes):
-        pending = self.__dict__["_zs_pending"]
-        for key in [k for k in list(pending) if k.startswith(tuple(prefixes))]:
-            pending.pop(key, None)
+        prefixes = tuple(prefixes)
+        self._pending_drop_keys([k for k in list(self.__dict__["_zs_pending"])
+                                 if k.startswith(prefixes)])
 
     def _store_chunk(self, state, key, chunk):
         """Encode and store one chunk, or erase it when it is all fill value."""
@@ -247,7 +248,6 @@ class Hierarchy:
             self.erase(key)
         else:
             self.set(key, state.chain.encode(chunk))
-
 
     @staticmethod
     def _coerce_value(x, dtype):
