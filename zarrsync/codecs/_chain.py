@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from .._kernels import transform
 from ..errors import (ArrayToBytesInvariant, CodecError, InvalidCodecOrdering,
                       ZarrSyncError)
 
@@ -196,6 +197,28 @@ class CodecChain:
         for c in self.bytes_bytes:
             raw = c.encode(raw)
         return raw if isinstance(raw, bytes) else bytes(raw)
+
+    def encode_covered(self, plan, i, value, fill_bytes):
+        """Chunk ``i`` of ``plan`` encoded straight from ``value``, or ``None``
+        when all of it has the bits of ``fill_bytes`` (``native_bytes`` chains;
+        a chunk ``plan.covers_inner_chunk(i)``).
+
+        No chunk array: the selection is copied into a new ``bytes`` that is
+        the stored value (uncompressed), or into this thread's scratch buffer
+        that the compressor reads.
+        """
+        raw = plan.scatter_to_bytes(i, value, self.scratch() if self.bytes_bytes else None)
+        if transform.all_equal(raw, fill_bytes):
+            return None
+        return self.encode_native(raw)
+
+    def gather_stored(self, plan, i, data, out, key=""):
+        """Decode chunk ``i``'s stored ``data`` and copy its selected elements
+        into ``out`` (``plan.gather``); errors as ``decode``."""
+        if self.native_bytes:
+            plan.gather_raw(i, self.decode_native(data, key), out)
+        else:
+            plan.gather(i, self.decode(data, key), out)
 
     def scratch(self):
         """This thread's reusable buffer of one decoded chunk's size: where a

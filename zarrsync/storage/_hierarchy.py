@@ -493,21 +493,13 @@ class Hierarchy:
             values = self.get_many(keys)
             fill_chunk = np.broadcast_to(state.fill_array, meta.chunks)
             chain = state.chain
-            if chain.native_bytes:
-                decode_native = chain.decode_native
 
-                def read_chunk(i):
-                    raw = values[i]
-                    if raw is None:
-                        plan.gather(i, fill_chunk, out)
-                    else:
-                        plan.gather_raw(i, decode_native(raw, keys[i]), out)
-            else:
-                decode = chain.decode
-
-                def read_chunk(i):
-                    raw = values[i]
-                    plan.gather(i, fill_chunk if raw is None else decode(raw, keys[i]), out)
+            def read_chunk(i):
+                raw = values[i]
+                if raw is None:
+                    plan.gather(i, fill_chunk, out)
+                else:
+                    chain.gather_stored(plan, i, raw, out, keys[i])
 
             # The work is decoding whole chunks when compressed, even for a
             # strided selection that keeps few of their elements.
@@ -570,12 +562,10 @@ class Hierarchy:
                     self._store_chunk(state, key, chunk)
 
         if native:
-            # Whole chunks go straight from the value into bytes (no chunk
-            # array; compressed ones through this thread's scratch buffer).
-            # Names are bound once: thousands of small chunks run this.
-            covers, scatter_to_bytes = plan.covers_inner_chunk, plan.scatter_to_bytes
-            all_equal, fill_bytes = transform.all_equal, state.fill_bytes
-            scratch, encode_native = chain.scratch, chain.encode_native
+            # Whole chunks go straight from the value into their encoding (no
+            # chunk array). Names are bound once: thousands of small chunks run this.
+            covers, encode_covered, fill_bytes = (plan.covers_inner_chunk,
+                                                  chain.encode_covered, state.fill_bytes)
             partial_chunk = write_chunk
 
             def write_chunk(i):
@@ -583,11 +573,11 @@ class Hierarchy:
                     return partial_chunk(i)
                 key = keys[i]
                 with stripes[hash(key) % _N_CHUNK_LOCKS]:
-                    raw = scatter_to_bytes(i, value, scratch() if compressed else None)
-                    if all_equal(raw, fill_bytes):
+                    encoded = encode_covered(plan, i, value, fill_bytes)
+                    if encoded is None:
                         self.erase(key)
                     else:
-                        self.set(key, encode_native(raw))
+                        self.set(key, encoded)
 
         # Uncompressed writes through a chunk array (byte swap, transpose) copy
         # with the GIL held in NumPy: measured slower on two threads. The

@@ -11,7 +11,6 @@ https://zarr-specs.readthedocs.io/en/latest/v3/codecs/sharding-indexed/index.htm
 
 import numpy as np
 
-from .._kernels import transform
 from ..codecs._sharding import EMPTY, ShardingIndexed
 from ..codecs._vlen import fill_array, is_vlen, new_filled
 from ..config import run_chunks
@@ -47,9 +46,9 @@ class ShardLayout:
         # A 0-d array holding the exact fill value (bits, or the string itself).
         self.fill_0d = fill_array(meta.fill_value, meta.dtype)
         self.fill_inner = np.broadcast_to(self.fill_0d, self.inner_shape)
-        self.fill_bytes = None if is_vlen(meta.dtype) else self.fill_0d.reshape(1).view(np.uint8)
         # string and bytes: elements are references, copied with NumPy indexing.
         self.vlen = is_vlen(meta.dtype)
+        self.fill_bytes = None if self.vlen else self.fill_0d.reshape(1).view(np.uint8)
         # Bytes of one decoded inner chunk: how the thread pool sizes the work.
         self.inner_nbytes = int(np.prod(self.inner_shape, dtype=np.int64)) * self.dtype.itemsize
 
@@ -179,14 +178,10 @@ class ShardLayout:
                     plan.gather(i, self.fill_inner, out)
             work.extend((i, value, key, p) for (i, p), value in zip(stored, values))
         inner = self.codec.inner
-        if inner.native_bytes:
-            def read_inner(k):
-                i, value, key, p = work[k]
-                plan.gather_raw(i, inner.decode_native(value, f"{key} (inner chunk {p})"), out)
-        else:
-            def read_inner(k):
-                i, value, key, p = work[k]
-                plan.gather(i, inner.decode(value, f"{key} (inner chunk {p})"), out)
+
+        def read_inner(k):
+            i, value, key, p = work[k]
+            inner.gather_stored(plan, i, value, out, f"{key} (inner chunk {p})")
 
         run_chunks(read_inner, len(work), len(work) * self.inner_nbytes)
 
@@ -261,11 +256,7 @@ class ShardLayout:
             def encode_inner(k):
                 i, p, c, key, encoded, old = items[k]
                 if inner.native_bytes and plan.covers_inner_chunk(i):
-                    # Straight from the value into bytes: no chunk array.
-                    raw = plan.scatter_to_bytes(i, value, inner.scratch() if compressed
-                                                else None)
-                    encoded[p] = (None if transform.all_equal(raw, self.fill_bytes)
-                                  else inner.encode_native(raw))
+                    encoded[p] = inner.encode_covered(plan, i, value, self.fill_bytes)
                     return
                 if plan.is_complete(i):
                     chunk = self._new_inner(c)
