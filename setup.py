@@ -22,11 +22,12 @@ directives = {
 
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 
-KERNELS = ["copy", "transform", "indexing", "shard", "vlen"]
+KERNELS = ["copy", "transform", "indexing", "shard", "vlen", "memory"]
 
 # Kernels that include NumPy's C headers: vlen reads and writes StringDType
-# elements through the NEP 55 string API (NumPy >= 2.0 at build and run time).
-NUMPY_KERNELS = {"vlen"}
+# elements through the NEP 55 string API (NumPy >= 2.0 at build and run time);
+# memory allocates arrays through a NEP 49 memory handler.
+NUMPY_KERNELS = {"vlen", "memory"}
 
 
 def numpy_build_options(name):

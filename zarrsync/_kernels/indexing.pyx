@@ -22,6 +22,11 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 from zarrsync._kernels.common cimport MAX_NDIM, ceildiv
 from zarrsync._kernels.copy cimport copy_nd, get_strided_buffer
+from zarrsync._kernels.memory import STREAM_MIN_BYTES as _STREAM_MIN_BYTES
+
+# Gathers into an output of at least this many bytes stream their stores
+# (see memory.new_output).
+cdef Py_ssize_t STREAM_MIN_BYTES = _STREAM_MIN_BYTES
 
 
 cdef class ChunkPlan:
@@ -312,7 +317,8 @@ cdef class ChunkPlan:
             try:
                 self._check_operand(&sv, src_is_chunk, "source")
                 self._check_operand(&dv, not src_is_chunk, "destination")
-                self._copy(i, &sv, &dv, src_is_chunk)
+                self._copy(i, &sv, &dv, src_is_chunk,
+                           src_is_chunk and dv.len >= STREAM_MIN_BYTES)
             finally:
                 PyBuffer_Release(&dv)
         finally:
@@ -320,7 +326,7 @@ cdef class ChunkPlan:
         return 0
 
     cdef int _copy(self, Py_ssize_t i, Py_buffer* sv, Py_buffer* dv,
-                   bint src_is_chunk) except -1:
+                   bint src_is_chunk, bint stream) except -1:
         # Move chunk i's elements between two checked buffers, without the GIL.
         cdef Py_ssize_t groups[MAX_NDIM]
         cdef Py_ssize_t counts[MAX_NDIM]
@@ -347,7 +353,7 @@ cdef class ChunkPlan:
                               scratch + total + pos)
                 pos += counts[d]
             copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff,
-                    sv.itemsize)
+                    sv.itemsize, stream)
         free(scratch)
         return 0
 
@@ -415,7 +421,7 @@ cdef class ChunkPlan:
                 sv.itemsize = dv.itemsize
                 sv.shape = shape
                 sv.strides = strides
-                self._copy(i, &sv, &dv, True)
+                self._copy(i, &sv, &dv, True, dv.len >= STREAM_MIN_BYTES)
             finally:
                 PyBuffer_Release(&raw)
         finally:
@@ -449,14 +455,14 @@ cdef class ChunkPlan:
                 out = PyBytes_FromStringAndSize(NULL, nbytes)
                 # A new bytes object nobody else holds yet: filling it in place is safe.
                 dv.buf = PyBytes_AS_STRING(out)
-                self._copy(i, &sv, &dv, False)
+                self._copy(i, &sv, &dv, False, False)
             else:
                 PyObject_GetBuffer(out, &ov, PyBUF_SIMPLE | PyBUF_WRITABLE)
                 try:
                     if ov.len != nbytes:
                         raise ValueError(f"out holds {ov.len} bytes, a chunk {nbytes}")
                     dv.buf = ov.buf
-                    self._copy(i, &sv, &dv, False)
+                    self._copy(i, &sv, &dv, False, False)
                 finally:
                     PyBuffer_Release(&ov)
         finally:

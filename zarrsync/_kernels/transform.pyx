@@ -108,7 +108,7 @@ def copy_into(src, dst, Py_ssize_t swap_unit=1):
             nbytes = dv.len
             with nogil:
                 copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff,
-                        sv.itemsize)
+                        sv.itemsize, False)
             if swap_unit > 1:
                 if not (dst.flags.c_contiguous):
                     raise ValueError("byte swapping needs a C-contiguous destination")

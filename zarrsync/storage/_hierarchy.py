@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .._kernels import transform
+from .._kernels import memory, transform
 from ..codecs._vlen import all_fill, coerce_vlen, fill_array, is_vlen, new_filled
 from ..config import run_chunks
 from ..errors import (
@@ -481,10 +481,10 @@ class Hierarchy:
             raise InvalidDataType(f"array {node.path} holds {meta.data_type}, not "
                                   f"{dtype_name(parse_dtype(dtype, object_as_bytes=True))}")
         sel = normalize_selection(selection, meta.shape)
-        out = np.empty(sel.full_shape, dtype=meta.dtype)
+        out = memory.new_output(sel.full_shape, meta.dtype)
         if state.sharded is not None:
             state.sharded.read(self, state, sel, out)
-            return out.reshape(sel.out_shape)
+            return _as_selected(out, sel)
         plan = sel.plan(meta.shape, meta.chunks)
         if state.vlen:
             plan = ElementPlan(plan)
@@ -505,7 +505,7 @@ class Hierarchy:
             # strided selection that keeps few of their elements.
             work = plan.nchunks * state.chunk_nbytes if chain.bytes_bytes else out.nbytes
             run_chunks(read_chunk, plan.nchunks, work)
-        return out.reshape(sel.out_shape)
+        return _as_selected(out, sel)
 
     def write_array(self, node, selection, x):
         """Write ``x`` to ``selection`` of array ``node``.
@@ -646,3 +646,9 @@ class Hierarchy:
                                                     else meta.fill_value)
                         self._store_chunk(state, key, chunk)
         self._set_array_document(node, meta.with_shape(shape))
+
+
+def _as_selected(out, sel):
+    """The output of a read in the selection's shape (integer indices drop
+    their axes); ``out`` itself, which owns its data, when nothing is dropped."""
+    return out if out.shape == sel.out_shape else out.reshape(sel.out_shape)
