@@ -1,6 +1,27 @@
 # Shared inline helpers for the zarrsync kernels.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
+    /* Ask for transparent huge pages on a new buffer of 4 MiB or more, as
+       NumPy's allocator does for arrays: filling it then takes a page fault
+       per 2 MiB instead of per 4 KiB (where the kernel allows it). */
+    static CYTHON_INLINE void zs_advise_hugepages(void* p, size_t size) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        if (size >= ((size_t)1 << 22)) {
+            uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+            uintptr_t end = ((uintptr_t)p + size) & ~(uintptr_t)4095;
+            if (end > start) madvise((void*)start, end - start, MADV_HUGEPAGE);
+        }
+    #endif
+    }
+    """
+    void advise_hugepages "zs_advise_hugepages"(void* p, size_t size) noexcept nogil
+
 # One fused word type: byte-moving kernels dispatch on itemsize and move
 # whole words, never per-dtype code.
 ctypedef fused word_t:

@@ -12,6 +12,8 @@ its data (``flags.owndata``), and NumPy frees it through the same handler.
 
 import numpy
 
+from zarrsync._kernels.common cimport advise_hugepages  # emits zs_advise_hugepages, used below
+
 cdef extern from "numpy/arrayobject.h":
     int _import_array() except -1
     object PyDataMem_SetHandler(object handler)
@@ -25,9 +27,6 @@ cdef extern from *:
     #include <stdlib.h>
     #include <string.h>
     #include <numpy/ndarraytypes.h>
-    #if defined(__linux__)
-    #include <sys/mman.h>
-    #endif
 
     #define ZS_ALIGN 64
     /* Before the aligned data: the size asked for, then the pointer malloc gave. */
@@ -39,15 +38,8 @@ cdef extern from *:
         p = (char*)(((uintptr_t)raw + ZS_HEADER + ZS_ALIGN - 1) & ~(uintptr_t)(ZS_ALIGN - 1));
         memcpy(p - sizeof(void*), &raw, sizeof(void*));
         memcpy(p - ZS_HEADER, &size, sizeof(size_t));
-    #if defined(__linux__) && defined(MADV_HUGEPAGE)
-        /* As NumPy's own allocator does for 4 MiB and more: fewer page faults
-           when the array is first written. */
-        if (size >= ((size_t)1 << 22)) {
-            uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-            uintptr_t end = ((uintptr_t)p + size) & ~(uintptr_t)4095;
-            if (end > start) madvise((void*)start, end - start, MADV_HUGEPAGE);
-        }
-    #endif
+        /* As NumPy's own allocator does. */
+        zs_advise_hugepages(p, size);
         return p;
     }
 

@@ -15,7 +15,10 @@ from libc.stdint cimport uint8_t, uint64_t
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
+from zarrsync._kernels.common cimport advise_hugepages
+
 cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
+
 
 
 def check_index(const uint64_t[::1] entries, uint64_t data_start, uint64_t data_end):
@@ -90,6 +93,7 @@ def join_shard(list chunks, const uint8_t[::1] index, Py_ssize_t total, bint ind
         # A new bytes object nobody else holds yet: filling it in place is safe.
         p = <uint8_t*>PyBytes_AS_STRING(out)
         with nogil:
+            advise_hugepages(p, total)  # a large new shard: fewer page faults
             pos = index_size if index_at_start else 0
             for k in range(m):
                 memcpy(p + pos, views[k].buf, views[k].len)
