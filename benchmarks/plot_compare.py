@@ -8,11 +8,16 @@ one bar per implementation, each bar the implementation's speed divided by the
 fastest of the implementations other than zarrsync, so rows in MB/s, ops/s and
 steps/s share one axis) and rewrites the part of ``docs/performance.md``
 between ``<!-- table:start -->`` and ``<!-- table:end -->``.
+
+``--also run2.json run3.json`` adds the ratios of further runs of the same
+code: a table of every run's ratio per workload and their median, because
+one run's ratios move by tens of percent on a shared machine.
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import textwrap
 
@@ -96,7 +101,24 @@ def plot(results, path):
     plt.close(fig)
 
 
-def table_section(results, json_path, md_path):
+def ratios_across_runs(runs, paths):
+    """Markdown: each workload's ratio in every run, and the median of them."""
+    labels = [row["label"] for row in runs[0]["rows"]]
+    by_run = [{row["label"]: row.get("ratio") for row in r["rows"]} for r in runs]
+    head = ["workload"] + [f"run {k + 1}" for k in range(len(runs))] + ["median"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for label in labels:
+        ratios = [r.get(label) for r in by_run]
+        present = sorted(v for v in ratios if v is not None)
+        median = statistics.median(present) if present else None
+        cells = ["n/a" if v is None else f"{v:.2f}x" for v in ratios + [median]]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    when = "; ".join(f"run {k + 1}: {r.get('date', '')}, {os.path.basename(p)}"
+                     for k, (r, p) in enumerate(zip(runs, paths)))
+    return "\n".join(lines) + f"\n\n({when}; run 1 is the table and chart above.)"
+
+
+def table_section(results, json_path, md_path, also=()):
     """The generated text between the markers."""
     rel = os.path.relpath(json_path, os.path.dirname(os.path.abspath(md_path)))
     json_in_repo = os.path.relpath(os.path.abspath(json_path), os.path.dirname(DOCS))
@@ -116,6 +138,13 @@ def table_section(results, json_path, md_path):
         parts += ["", ("Physical limits, measured in the same run (scaling = all threads / "
                        "one thread; CPU/wall and overlap: see above):"),
                   "", limits_table(results)]
+    if also:
+        runs = [results] + [run for run, _ in also]
+        commits = {r["machine"].get("zarrsync_commit") for r in runs}
+        if len(commits) > 1:
+            raise SystemExit(f"--also: the runs are of different commits {sorted(map(str, commits))}")
+        parts += ["", f"Ratios of the same code in {len(runs)} runs, one after another:", "",
+                  ratios_across_runs(runs, [json_path] + [p for _, p in also])]
     parts += [
         "",
         f"Machine: {machine_line(results['machine'])}.",
@@ -124,7 +153,10 @@ def table_section(results, json_path, md_path):
         "",
         "```",
         results["command"],
-        f"python benchmarks/plot_compare.py {json_in_repo}",
+        *[run["command"] for run, _ in also],
+        " ".join(["python benchmarks/plot_compare.py", json_in_repo]
+                 + (["--also"] + [os.path.relpath(os.path.abspath(p), os.path.dirname(DOCS))
+                                  for _, p in also] if also else [])),
         "```",
     ]
     return "\n".join(parts)
@@ -147,13 +179,19 @@ def main(argv=None):
     parser.add_argument("--png", default=os.path.join(DOCS, "performance.png"))
     parser.add_argument("--md", default=os.path.join(DOCS, "performance.md"))
     parser.add_argument("--no-md", action="store_true", help="only write the chart")
+    parser.add_argument("--also", nargs="+", default=[], metavar="JSON",
+                        help="further runs of the same code: their ratios join the table")
     args = parser.parse_args(argv)
     with open(args.json) as f:
         results = json.load(f)
+    also = []
+    for path in args.also:
+        with open(path) as f:
+            also.append((json.load(f), path))
     plot(results, args.png)
     print(f"wrote {args.png}")
     if not args.no_md:
-        update_markdown(args.md, table_section(results, args.json, args.md))
+        update_markdown(args.md, table_section(results, args.json, args.md, also))
         print(f"updated {args.md}")
 
 
