@@ -7,7 +7,7 @@ import crc32c as crc32c_lib
 import numpy as np
 import pytest
 
-from zarrsync._kernels import transform
+from zarrsync._kernels import memory, transform
 from zarrsync._kernels.indexing import ChunkPlan
 
 
@@ -547,8 +547,6 @@ def test_shard_layout_and_join(at_start):
 # ----------------------------------------------------------------------------------
 # Cache-line-aligned outputs and the streamed gathers into them
 # ----------------------------------------------------------------------------------
-
-from zarrsync._kernels import memory  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8", "complex128", "T", "O"])

@@ -24,6 +24,8 @@ from zarrsync._kernels.common cimport MAX_NDIM, ceildiv
 from zarrsync._kernels.copy cimport copy_nd, get_strided_buffer
 from zarrsync._kernels.memory import STREAM_MIN_BYTES as _STREAM_MIN_BYTES
 
+import numpy
+
 # Gathers into an output of at least this many bytes stream their stores
 # (see memory.new_output).
 cdef Py_ssize_t STREAM_MIN_BYTES = _STREAM_MIN_BYTES
@@ -468,6 +470,53 @@ cdef class ChunkPlan:
         finally:
             PyBuffer_Release(&sv)
         return out
+
+    def covered_chunks(self, bint covered=True):
+        """The plan indices ``i`` for which ``covers_inner_chunk(i) == covered``,
+        in plan order, as an int64 array."""
+        cdef Py_ssize_t i, n = 0
+        cdef Py_ssize_t count = self.count_inner_covered()
+        out = numpy.empty(count if covered else self.nchunks - count, dtype=numpy.int64)
+        cdef int64_t[::1] view = out
+        for i in range(self.nchunks):
+            if self.covers_inner_chunk(i) == covered:
+                view[n] = i
+                n += 1
+        return out
+
+    def scatter_many_to_bytes(self, const int64_t[::1] indices, value, out):
+        """``scatter_to_bytes`` for many chunks into one buffer: chunk
+        ``indices[k]`` goes to bytes ``k * n .. (k + 1) * n`` of ``out``, a
+        writable buffer of ``len(indices) * n`` bytes (``n``: one chunk's
+        bytes). Every chunk must be one ``covers_inner_chunk`` holds for.
+        One call for thousands of small chunks instead of one each."""
+        cdef Py_buffer sv, dv, ov
+        cdef Py_ssize_t shape[MAX_NDIM]
+        cdef Py_ssize_t strides[MAX_NDIM]
+        cdef Py_ssize_t nbytes, k, count = indices.shape[0]
+        for k in range(count):
+            if not self.covers_inner_chunk(indices[k]):
+                raise ValueError(f"chunk {indices[k]} is not wholly covered by the selection")
+        get_strided_buffer(value, &sv, False)
+        try:
+            self._check_operand(&sv, False, "source")
+            self._c_order(sv.itemsize, shape, strides, &nbytes)
+            PyObject_GetBuffer(out, &ov, PyBUF_SIMPLE | PyBUF_WRITABLE)
+            try:
+                if ov.len != nbytes * count:
+                    raise ValueError(f"out holds {ov.len} bytes, {count} chunks "
+                                     f"{nbytes * count}")
+                dv.ndim = self.ndim
+                dv.itemsize = sv.itemsize
+                dv.shape = shape
+                dv.strides = strides
+                for k in range(count):
+                    dv.buf = <char*>ov.buf + k * nbytes
+                    self._copy(indices[k], &sv, &dv, False, False)
+            finally:
+                PyBuffer_Release(&ov)
+        finally:
+            PyBuffer_Release(&sv)
 
     cdef int _check_operand(self, Py_buffer* v, bint is_chunk, str role) except -1:
         cdef int d

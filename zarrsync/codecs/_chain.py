@@ -97,6 +97,15 @@ class BytesToBytesCodec(Codec):
         """The encoded size for ``size`` input bytes, if fixed, else ``None``."""
         return None
 
+    #: True if ``encode_many`` works here.
+    encodes_many = False
+
+    def encode_many(self, data, segments, threads):
+        """Encode the pieces of ``data`` at ``segments`` (an ``(n, 2)`` uint64
+        array of offset, length) in one call, on up to ``threads`` threads;
+        a list of ``n`` ``bytes``. Only where ``encodes_many``."""
+        raise NotImplementedError
+
 
 def check_chain_order(codecs):
     """Raise the API errors for a chain that is not array->array*, array->bytes, bytes->bytes*."""
@@ -211,6 +220,37 @@ class CodecChain:
         if transform.all_equal(raw, fill_bytes):
             return None
         return self.encode_native(raw)
+
+    def encode_covered_many(self, plan, indices, value, fill_bytes, threads):
+        """``encode_covered`` for the chunks ``indices`` of ``plan`` at once:
+        a list holding each one's encoding, or ``None`` where it is all fill.
+
+        For many small chunks: one copy of all of them into one buffer, one
+        fill check, and one call that compresses them on ``threads`` threads
+        without the GIL, instead of a Python round trip per chunk. Only for
+        ``native_bytes`` chains whose single bytes->bytes codec ``encodes_many``.
+        """
+        codec, = self.bytes_bytes
+        nbytes = self._decode_sizes[-1]
+        raw = bytearray(len(indices) * nbytes)
+        plan.scatter_many_to_bytes(indices, value, raw)
+        rows = np.frombuffer(raw, dtype=np.uint8).reshape(len(indices), nbytes)
+        fill_row = np.resize(np.frombuffer(fill_bytes, dtype=np.uint8), nbytes)
+        stored = np.flatnonzero((rows != fill_row).any(axis=1))
+        out = [None] * len(indices)
+        if len(stored):
+            segments = np.empty((len(stored), 2), dtype=np.uint64)
+            segments[:, 0] = stored * nbytes
+            segments[:, 1] = nbytes
+            for k, frame in zip(stored.tolist(), codec.encode_many(raw, segments, threads)):
+                out[k] = frame
+        return out
+
+    @property
+    def encodes_many(self):
+        """True if ``encode_covered_many`` applies to this chain."""
+        return (self.native_bytes and len(self.bytes_bytes) == 1
+                and self.bytes_bytes[0].encodes_many)
 
     def gather_stored(self, plan, i, data, out, key=""):
         """Decode chunk ``i``'s stored ``data`` and copy its selected elements

@@ -6,6 +6,7 @@ A ``ZstdCompressor`` is not thread-safe, so each thread keeps its own.
 
 import threading
 
+import numpy as np
 import zstandard
 
 from ..errors import CodecError, InvalidZstdLevel
@@ -70,6 +71,19 @@ class Zstd(BytesToBytesCodec):
 
     def encode(self, data):
         return self._compressor().compress(data)
+
+    # python-zstandard's C backend compresses a batch of inputs on its own
+    # threads without the GIL; its cffi backend does not have the call.
+    encodes_many = hasattr(zstandard.ZstdCompressor, "multi_compress_to_buffer")
+
+    def encode_many(self, data, segments, threads):
+        pieces = zstandard.BufferWithSegments(data, np.ascontiguousarray(
+            segments, dtype=np.uint64).tobytes())
+        try:
+            frames = self._compressor().multi_compress_to_buffer(pieces, threads=threads)
+        except zstandard.ZstdError as e:
+            raise CodecError(f"zstd: {e}") from e
+        return [frames[k].tobytes() for k in range(len(frames))]
 
     def decode(self, data, size_hint=None):
         dctx = self._decompressor()

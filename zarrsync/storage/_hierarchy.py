@@ -13,6 +13,7 @@ import numpy as np
 
 from .._kernels import memory, transform
 from ..codecs._vlen import all_fill, coerce_vlen, fill_array, is_vlen, new_filled
+from .. import config
 from ..config import run_chunks
 from ..errors import (
     CannotRenameRoot,
@@ -40,6 +41,12 @@ __all__ = ["Hierarchy"]
 
 _N_CHUNK_LOCKS = 64
 _LOCKS_GUARD = threading.Lock()
+
+# Small whole chunks are compressed in batches (_write_small_chunks_at_once)
+# when a write covers at least this many, holding at most this many raw bytes
+# in a batch.
+_MIN_BATCHED_CHUNKS = 32
+_MAX_BATCH_BYTES = 16 << 20
 
 # Which Python value kinds a data type accepts on write (NumPy kind letters).
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
@@ -566,6 +573,12 @@ class Hierarchy:
             # chunk array). Names are bound once: thousands of small chunks run this.
             covers, encode_covered, fill_bytes = (plan.covers_inner_chunk,
                                                   chain.encode_covered, state.fill_bytes)
+            if self._write_small_chunks_at_once(state, plan, keys, value):
+                # The covered chunks are stored; the others take the chunk path.
+                rest = plan.covered_chunks(False).tolist()
+                partial_chunk = write_chunk
+                run_chunks(lambda k: partial_chunk(rest[k]), len(rest), 0)
+                return
             partial_chunk = write_chunk
 
             def write_chunk(i):
@@ -584,6 +597,36 @@ class Hierarchy:
         # native route copies without it, and codecs release it.
         nbytes = int(np.prod(sel.full_shape, dtype=np.int64)) * meta.dtype.itemsize
         run_chunks(write_chunk, plan.nchunks, nbytes if compressed or native else 0)
+
+    def _write_small_chunks_at_once(self, state, plan, keys, value):
+        """Store every chunk ``plan`` covers in one batch, if they are many and
+        small; True if it did (the caller then writes only the others).
+
+        Chunks under ``MIN_PARALLEL_CHUNK_BYTES`` are not worth a thread hop
+        each, and their Python round trip costs about what compressing them
+        does. Here they are copied into one buffer and compressed by one call
+        on every thread without the GIL (``CodecChain.encode_covered_many``);
+        only storing them is per chunk, each under its chunk lock.
+        """
+        chain = state.chain
+        if (state.chunk_nbytes >= config.MIN_PARALLEL_CHUNK_BYTES or not chain.encodes_many
+                or plan.count_inner_covered() < _MIN_BATCHED_CHUNKS):
+            return False
+        covered = plan.covered_chunks()
+        per_batch = max(1, _MAX_BATCH_BYTES // state.chunk_nbytes)
+        stripes = self._lock_stripes()
+        for start in range(0, len(covered), per_batch):
+            indices = covered[start:start + per_batch]
+            frames = chain.encode_covered_many(plan, indices, value, state.fill_bytes,
+                                               config.get_threads())
+            for i, frame in zip(indices.tolist(), frames):
+                key = keys[i]
+                with stripes[hash(key) % _N_CHUNK_LOCKS]:
+                    if frame is None:
+                        self.erase(key)
+                    else:
+                        self.set(key, frame)
+        return True
 
     def _write_buffer(self, state, plan, keys):
         """The buffer for this write's partial chunks, or ``None`` to write them through.
