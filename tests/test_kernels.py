@@ -1,5 +1,6 @@
 """The Cython kernels in zarrsync._kernels, called directly and checked against NumPy."""
 
+import gc
 import itertools
 import struct
 
@@ -620,3 +621,65 @@ def test_gathers_into_large_outputs_match_numpy(chunks, selection, alloc):
         plan.gather_raw(i, chunk.tobytes(), out_raw)
     np.testing.assert_array_equal(out, data[ix])
     np.testing.assert_array_equal(out_raw, data[ix])
+
+
+def test_a_freed_large_output_is_reused_for_the_next_of_nearly_its_size():
+    gc.collect()  # earlier tests' large arrays, freed now rather than mid-test
+    memory.drop_kept_block()
+    n = 8 << 20
+    a = memory.empty((n // 8,), np.float64)
+    address = a.ctypes.data
+    assert memory.kept_bytes() == 0
+    del a
+    assert memory.kept_bytes() == n
+    b = memory.empty((n // 8,), np.float64)          # same size: the kept block
+    assert b.ctypes.data == address and memory.kept_bytes() == 0
+    del b
+    c = memory.empty((n // 8 - 1000,), np.float64)   # a little smaller: still fits
+    assert c.ctypes.data == address
+    del c
+    assert memory.kept_bytes() == n                  # the capacity, not the size used
+    d = memory.empty((n // 16,), np.float64)         # half: the kept block is freed
+    assert memory.kept_bytes() == 0
+    assert d.ctypes.data % memory.ALIGNMENT == 0
+    del d
+    assert memory.kept_bytes() == n // 2
+    memory.drop_kept_block()
+    assert memory.kept_bytes() == 0
+    memory.drop_kept_block()                         # nothing kept: a no-op
+    small = memory.empty((1000,), np.float64)        # under 4 MiB: never kept
+    del small
+    assert memory.kept_bytes() == 0
+
+
+def test_arrays_that_must_start_zeroed_never_take_the_kept_block():
+    memory.drop_kept_block()
+    a = memory.empty((1 << 20,), np.float64)         # 8 MiB of ones, then kept
+    a[:] = 1.0
+    del a
+    objects = memory.empty((1 << 20,), object)       # calloc: every slot None
+    assert all(v is None for v in objects[::4097])
+    assert objects[-1] is None
+    del objects
+    memory.drop_kept_block()
+
+
+def test_kept_blocks_under_threads_never_share_memory():
+    import threading
+    memory.drop_kept_block()
+    errors = []
+
+    def work(t):
+        for k in range(30):
+            a = memory.empty((1 << 20,), np.int64)   # 8 MiB: the kept-block size range
+            a[:] = t * 1000 + k
+            if not (a == t * 1000 + k).all():
+                errors.append((t, k))
+            del a
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    memory.drop_kept_block()

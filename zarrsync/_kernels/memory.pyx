@@ -29,27 +29,80 @@ cdef extern from *:
     #include <numpy/ndarraytypes.h>
 
     #define ZS_ALIGN 64
-    /* Before the aligned data: the size asked for, then the pointer malloc gave. */
-    #define ZS_HEADER (sizeof(size_t) + sizeof(void*))
+    /* Before the aligned data: the size in use, the capacity, then the
+       pointer malloc gave. */
+    #define ZS_HEADER (2 * sizeof(size_t) + sizeof(void*))
+    #define ZS_SIZE_AT(p) ((char*)(p) - ZS_HEADER)
+    #define ZS_CAPACITY_AT(p) ((char*)(p) - ZS_HEADER + sizeof(size_t))
+    #define ZS_RAW_AT(p) ((char*)(p) - sizeof(void*))
+
+    static size_t zs_load(const char* at) { size_t v; memcpy(&v, at, sizeof v); return v; }
+    static void zs_store(char* at, size_t v) { memcpy(at, &v, sizeof v); }
 
     static void* zs_place(char* raw, size_t size) {
         char* p;
         if (raw == NULL) return NULL;
         p = (char*)(((uintptr_t)raw + ZS_HEADER + ZS_ALIGN - 1) & ~(uintptr_t)(ZS_ALIGN - 1));
-        memcpy(p - sizeof(void*), &raw, sizeof(void*));
-        memcpy(p - ZS_HEADER, &size, sizeof(size_t));
+        memcpy(ZS_RAW_AT(p), &raw, sizeof(void*));
+        zs_store(ZS_SIZE_AT(p), size);
+        zs_store(ZS_CAPACITY_AT(p), size);
         /* As NumPy's own allocator does. */
         zs_advise_hugepages(p, size);
         return p;
     }
 
-    static void* zs_raw(void* p) {
+    static void zs_release(void* p) {
         void* raw;
-        memcpy(&raw, (char*)p - sizeof(void*), sizeof(void*));
-        return raw;
+        memcpy(&raw, ZS_RAW_AT(p), sizeof(void*));
+        free(raw);
+    }
+
+    /* One freed block of 4 MiB .. 256 MiB is kept for the next allocation
+       of nearly its size: a loop reading arrays of one shape then writes
+       into pages the kernel already handed out, instead of having every
+       new page zeroed and mapped on first touch (on this kind of machine,
+       most of the time of reading an uncompressed array). A block that does
+       not fit the next request is freed. */
+    #define ZS_KEEP_MIN ((size_t)1 << 22)
+    #define ZS_KEEP_MAX ((size_t)1 << 28)
+    #if defined(__GNUC__) || defined(__clang__)
+    static void* zs_kept = NULL;
+    static void* zs_swap_kept(void* p) {
+        return __atomic_exchange_n(&zs_kept, p, __ATOMIC_ACQ_REL);
+    }
+    #else
+    static void* zs_swap_kept(void* p) { return p; }  /* no atomics: keep nothing */
+    #endif
+
+    static void* zs_take_kept(size_t size) {
+        void* p;
+        size_t capacity;
+        if (size < ZS_KEEP_MIN || size > ZS_KEEP_MAX) return NULL;
+        p = zs_swap_kept(NULL);
+        if (p == NULL) return NULL;
+        capacity = zs_load(ZS_CAPACITY_AT(p));
+        if (size <= capacity && capacity - size <= capacity / 8) {
+            zs_store(ZS_SIZE_AT(p), size);
+            return p;
+        }
+        zs_release(p);
+        return NULL;
+    }
+
+    static void zs_free(void* ctx, void* p, size_t size) {
+        size_t capacity;
+        if (p == NULL) return;
+        capacity = zs_load(ZS_CAPACITY_AT(p));
+        if (capacity >= ZS_KEEP_MIN && capacity <= ZS_KEEP_MAX) {
+            p = zs_swap_kept(p);
+            if (p == NULL) return;
+        }
+        zs_release(p);
     }
 
     static void* zs_malloc(void* ctx, size_t size) {
+        void* p = zs_take_kept(size);
+        if (p != NULL) return p;
         if (size > SIZE_MAX - ZS_HEADER - ZS_ALIGN) return NULL;
         return zs_place((char*)malloc(size + ZS_HEADER + ZS_ALIGN), size);
     }
@@ -61,20 +114,31 @@ cdef extern from *:
         return zs_place((char*)calloc(1, size + ZS_HEADER + ZS_ALIGN), size);
     }
 
-    static void zs_free(void* ctx, void* p, size_t size) {
-        if (p != NULL) free(zs_raw(p));
-    }
-
     static void* zs_realloc(void* ctx, void* p, size_t new_size) {
         size_t old_size;
         void* q;
         if (p == NULL) return zs_malloc(ctx, new_size);
         q = zs_malloc(ctx, new_size);
         if (q == NULL) return NULL;  /* p stays valid, as realloc's contract says */
-        memcpy(&old_size, (char*)p - ZS_HEADER, sizeof(size_t));
+        old_size = zs_load(ZS_SIZE_AT(p));
         memcpy(q, p, old_size < new_size ? old_size : new_size);
         zs_free(ctx, p, old_size);
         return q;
+    }
+
+    /* The capacity of the kept block (0: none). */
+    static size_t zs_kept_capacity(void) {
+        void* p = zs_swap_kept(NULL);
+        size_t capacity = p == NULL ? 0 : zs_load(ZS_CAPACITY_AT(p));
+        void* other = p == NULL ? NULL : zs_swap_kept(p);
+        if (other != NULL) zs_release(other);
+        return capacity;
+    }
+
+    /* Free the kept block, if any. */
+    static void zs_drop_kept(void) {
+        void* p = zs_swap_kept(NULL);
+        if (p != NULL) zs_release(p);
     }
 
     static PyDataMem_Handler zs_aligned_handler = {
@@ -83,6 +147,8 @@ cdef extern from *:
     };
     """
     void* zs_aligned_handler_address "(&zs_aligned_handler)"
+    void zs_drop_kept() noexcept nogil
+    size_t zs_kept_capacity() noexcept nogil
 
 _import_array()
 
@@ -99,12 +165,27 @@ _HANDLER = PyCapsule_New(zs_aligned_handler_address, "mem_handler", NULL)
 
 
 def empty(shape, dtype):
-    """``numpy.empty(shape, dtype)`` with the data aligned to ``ALIGNMENT`` bytes."""
+    """``numpy.empty(shape, dtype)`` with the data aligned to ``ALIGNMENT`` bytes.
+
+    When such an array of 4 MiB to 256 MiB is freed, its memory is kept for
+    the next one of nearly its size (at most one block; ``drop_kept_block``
+    frees it), so a loop of reads of one shape does not pay for new pages.
+    """
     previous = PyDataMem_SetHandler(_HANDLER)
     try:
         return numpy.empty(shape, dtype)
     finally:
         PyDataMem_SetHandler(previous)
+
+
+def drop_kept_block():
+    """Free the block kept from the last freed large output (see ``empty``)."""
+    zs_drop_kept()
+
+
+def kept_bytes():
+    """The size of the block kept for the next large output (0: none)."""
+    return zs_kept_capacity()
 
 
 def new_output(shape, dtype):
