@@ -113,7 +113,10 @@ def ratios_across_runs(runs, paths):
         median = statistics.median(present) if present else None
         cells = ["n/a" if v is None else f"{v:.2f}x" for v in ratios + [median]]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    when = "; ".join(f"run {k + 1}: {r.get('date', '')}, {os.path.basename(p)}"
+    def stolen(r):
+        share = r["machine"].get("cpu_stolen")
+        return "" if share is None else f", {100 * share:.0f}% of the CPU time stolen"
+    when = "; ".join(f"run {k + 1}: {r.get('date', '')}, {os.path.basename(p)}{stolen(r)}"
                      for k, (r, p) in enumerate(zip(runs, paths)))
     return "\n".join(lines) + f"\n\n({when}; run 1 is the table and chart above.)"
 
