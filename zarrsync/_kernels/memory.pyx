@@ -7,7 +7,9 @@ when every run covers whole 64-byte lines: a partly streamed line costs a
 read-modify-write in memory, and NumPy's large arrays start 16 bytes past a
 page boundary. ``empty`` allocates through a NumPy memory handler (NEP 49)
 that aligns the data to 64 bytes; the array is an ordinary array that owns
-its data (``flags.owndata``), and NumPy frees it through the same handler.
+its data (``flags.owndata``), and NumPy frees it through the same handler,
+which keeps the last freed block of 4 MiB to 256 MiB for the next array of
+nearly its size (``drop_kept_block`` frees it).
 """
 
 import numpy

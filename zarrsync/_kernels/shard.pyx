@@ -20,7 +20,6 @@ from zarrsync._kernels.common cimport advise_hugepages
 cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
 
 
-
 def check_index(const uint64_t[::1] entries, uint64_t data_start, uint64_t data_end):
     """Return -1 if every entry is empty or lies in ``[data_start, data_end)``,
     else the number of the first inner chunk whose entry does not."""
