@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import zarrsync as zs
 from zarrsync import ArrayNode, GroupNode
@@ -211,6 +213,40 @@ def test_invalid_array_slice_read(store, selection):
         store.read_array(node, selection)
     with pytest.raises(IndexError):
         store.read_array(node, selection)
+
+
+_BOUNDS = st.one_of(st.none(), st.integers(-13, 13))
+
+
+@settings(max_examples=500, deadline=None)
+@given(shape=st.lists(st.integers(0, 11), min_size=1, max_size=3).map(tuple),
+       data=st.data(), clip=st.booleans())
+def test_normalize_selection_fast_path_matches_the_general_path(shape, data, clip):
+    """Tuples of ints and step-1 slices take a shortcut; it must agree with the
+    general path, errors included."""
+    from zarrsync import indexing
+    from zarrsync.errors import InvalidArraySlice
+
+    axis = st.one_of(st.integers(-13, 13), st.builds(slice, _BOUNDS, _BOUNDS))
+    sel = tuple(data.draw(axis) for _ in shape)
+
+    def outcome(normalize):
+        try:
+            s = normalize(sel, shape, clip)
+        except InvalidArraySlice:
+            return "InvalidArraySlice"
+        return s.axes, s.full_shape, s.out_shape
+
+    def general(sel, shape, clip):
+        # The shortcut declines, so the general path runs.
+        shortcut = indexing._in_bounds_ints_and_slices
+        indexing._in_bounds_ints_and_slices = lambda selection, shape: None
+        try:
+            return indexing.normalize_selection(sel, shape, clip)
+        finally:
+            indexing._in_bounds_ints_and_slices = shortcut
+
+    assert outcome(indexing.normalize_selection) == outcome(general)
 
 
 @pytest.mark.parametrize("selection", [10, (0, 12), slice(0, 11), slice(None, None, -1),

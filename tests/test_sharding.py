@@ -911,3 +911,178 @@ def test_shard_rewritten_by_another_process_reads_one_version(tmp_path, inner_co
     finally:
         child.kill()
         child.wait()
+
+
+# -- MemoryStore: a checked shard index is reused while the stored value stays ----------
+
+def _count_index_reads(monkeypatch):
+    """A list that grows by the key of every shard index decoded and checked."""
+    seen = []
+    read_index = ShardingIndexed.read_index
+
+    def counting(self, raw_index, shard_size, key=""):
+        seen.append(key)
+        return read_index(self, raw_index, shard_size, key)
+
+    monkeypatch.setattr(ShardingIndexed, "read_index", counting)
+    return seen
+
+
+def _point_reads_array(store):
+    """A (16, 8) int32 array of two 8x8 shards of 4x4 inner chunks, zstd inside."""
+    node = sharded(store, (16, 8), (8, 8), (4, 4), dtype="int32", codecs=[Bytes(), Zstd(1)])
+    data = sample((16, 8), "int32")
+    store.write_array(node, ..., data)
+    return node, data
+
+
+@pytest.mark.parametrize("sel,shards", [
+    ((9, 5), ["1/0"]),
+    ((slice(8, 16), slice(None)), ["1/0"]),
+    ((slice(1, 11), 2), ["0/0", "1/0"]),
+], ids=["point", "shard", "two-shards"])
+def test_memory_store_checks_a_shard_index_once_per_stored_value(monkeypatch, sel, shards):
+    store = zs.MemoryStore()
+    node, data = _point_reads_array(store)
+    seen = _count_index_reads(monkeypatch)
+    for _ in range(3):
+        np.testing.assert_array_equal(store.read_array(node, sel), data[sel])
+    assert sorted(seen) == ["g/arr/c/" + s for s in shards]
+
+
+def test_large_shard_indexes_are_checked_on_every_read(monkeypatch):
+    # 64 x 32 inner chunks of 1 x 1 in one shard: more than _MAX_REMEMBERED_INNER.
+    store = zs.MemoryStore()
+    node = sharded(store, (64, 32), (64, 32), (1, 1), dtype="int16", codecs=[Bytes()])
+    data = sample((64, 32), "int16")
+    store.write_array(node, ..., data)
+    seen = _count_index_reads(monkeypatch)
+    for _ in range(3):
+        assert store.read_array(node, (40, 7)) == data[40, 7]
+    assert seen == ["g/arr/c/0/0"] * 3
+    assert not store._facts
+
+
+@pytest.mark.parametrize("rewrite", ["write_array", "set", "store-dict"])
+def test_cached_shard_index_is_not_used_after_a_rewrite(monkeypatch, rewrite):
+    store = zs.MemoryStore()
+    node, data = _point_reads_array(store)
+    key = "g/arr/c/1/0"
+    assert store.read_array(node, (9, 5)) == data[9, 5]
+    seen = _count_index_reads(monkeypatch)
+    new = data + 100
+    if rewrite == "write_array":
+        store.write_array(node, (slice(8, 16),), new[8:])
+    else:
+        other = zs.MemoryStore()
+        other_node = sharded(other, (16, 8), (8, 8), (4, 4), dtype="int32",
+                             codecs=[Bytes(), Zstd(1)])
+        other.write_array(other_node, ..., new)
+        if rewrite == "set":
+            store.set(key, other.get(key))
+        else:  # behind the store's back: only the identity check sees it
+            store._data[key] = other.get(key)
+    assert store.read_array(node, (9, 5)) == new[9, 5]
+    np.testing.assert_array_equal(store.read_array(node, (slice(8, 16),)), new[8:])
+    assert seen == [key]
+
+
+@pytest.mark.parametrize("how", ["set", "store-dict"])
+@pytest.mark.parametrize("where", ["index", "crc"])
+def test_corrupt_index_after_a_cached_read_is_detected(where, how):
+    store = zs.MemoryStore()
+    node, data = _point_reads_array(store)
+    key = "g/arr/c/1/0"
+    assert store.read_array(node, (9, 5)) == data[9, 5]  # the index is now remembered
+    raw = store.get(key)
+    start, stop = index_bounds(len(raw), 4, "end", True)
+    bad = bytearray(raw)
+    bad[start + 3 if where == "index" else stop - 1] ^= 0x10
+    if how == "set":
+        store.set(key, bytes(bad))
+    else:
+        store._data[key] = bytes(bad)
+    for sel in [(9, 5), (slice(8, 16),), (slice(None),)]:
+        with pytest.raises(zs.ChecksumMismatch, match=key):
+            store.read_array(node, sel)
+    # The intact shard still reads (and its remembered index is still valid).
+    np.testing.assert_array_equal(store.read_array(node, (slice(0, 8),)), data[:8])
+
+
+def test_remembered_indexes_keep_no_replaced_value_alive():
+    store = zs.MemoryStore()
+    node, data = _point_reads_array(store)
+    key = "g/arr/c/1/0"
+    store.read_array(node, ...)
+    assert store._facts[key][0] is store.get(key)
+    store.write_array(node, (9, 5), np.int32(-3))
+    assert key not in store._facts
+    store.read_array(node, (9, 5))
+    assert store._facts[key][0] is store.get(key)
+    store.erase(key)
+    assert key not in store._facts
+    np.testing.assert_array_equal(store.read_array(node, (slice(8, 16),)),
+                                  np.zeros((8, 8), "int32"))
+    store.read_array(node, (0, 0))
+    store.erase_prefix("g/")
+    assert not store._facts
+    # A value replaced between the read and the remembering is not kept.
+    node, data = _point_reads_array(store)
+    old = store.get(key)
+    store.set(key, bytes(bytearray(old)))  # an equal value, another object
+    store._remember(key, old, object(), [0])
+    assert key not in store._facts
+
+
+def test_remembered_index_is_per_array_layout():
+    """A reshape keeps the shard but not the layout: the index is checked again."""
+    store = zs.MemoryStore()
+    node, data = _point_reads_array(store)
+    store.read_array(node, (9, 5))
+    store.reshape(node, (16, 16))
+    key = "g/arr/c/1/0"
+    owner = store._facts[key][1]
+    assert store.read_array(node, (9, 5)) == data[9, 5]
+    assert store._facts[key][1] is not owner
+    np.testing.assert_array_equal(store.read_array(node, (slice(None), slice(0, 8))), data)
+
+
+def test_remembered_indexes_after_a_rename():
+    store = zs.MemoryStore()
+    node, data = _point_reads_array(store)
+    store.read_array(node, ...)
+    renamed = store.rename_array(node, "moved")
+    np.testing.assert_array_equal(store.read_array(renamed, ...), data)
+    assert store.read_array(renamed, (9, 5)) == data[9, 5]
+    assert not any(k.startswith("g/arr/") for k in store._facts)
+
+
+def test_point_reads_race_with_rewrites_read_one_version():
+    """Point reads on one thread while another rewrites the shards: each read
+    sees one whole version (the index and the chunk come from one value)."""
+    import threading
+
+    store = zs.MemoryStore()
+    node = sharded(store, (16, 16), (8, 8), (4, 4), dtype="int32", codecs=[Bytes(), Zstd(1)])
+    versions = [np.full((16, 16), v, "int32") + np.arange(16, dtype="int32") * 1000
+                for v in (1, 2)]
+    store.write_array(node, ..., versions[0])
+    stop = threading.Event()
+
+    def rewrite():
+        k = 0
+        while not stop.is_set():
+            k += 1
+            store.write_array(node, ..., versions[k % 2])
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        rng = np.random.default_rng(0)
+        for i, j in rng.integers(0, 16, (3000, 2)).tolist():
+            row = store.read_array(node, (i, slice(j // 4 * 4, j // 4 * 4 + 4)))
+            assert any(np.array_equal(row, v[i, j // 4 * 4: j // 4 * 4 + 4])
+                       for v in versions), row
+    finally:
+        stop.set()
+        writer.join()

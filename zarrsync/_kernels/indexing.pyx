@@ -14,7 +14,7 @@ a slice as ``(start, step, count)`` with ``step >= 1`` and every element in
 """
 
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, int64_t
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
@@ -570,3 +570,262 @@ cdef class ChunkPlan:
         """Copy the elements of ``value`` (selection shape, any strides) that
         fall in chunk ``i`` into the writable ``chunk``."""
         self._move(i, value, chunk, False)
+
+
+cdef class CoveredScatter:
+    """Every chunk a write covers, copied from the written value in the
+    value's own order rather than chunk by chunk.
+
+    For uncompressed chunks, where the copy is the whole cost of a write.
+    Copying one chunk at a time reads its region of a C-ordered value as
+    short strided runs (256 bytes out of every 1 KiB for 64^3 float32
+    chunks of a 256^3 array); walking the value row after row instead
+    reads it sequentially and writes a few chunks at a time (a C test of
+    that pattern: ~10.5 vs ~7.8 GB/s on two cores).
+
+    The covered chunks form a grid: per axis, the plan's groups that cover
+    a whole chunk lying inside the array ("slots"). The copy works on
+    boxes of that grid (``boxes``) so that at most one box of new chunks is
+    held at a time, and ``copy`` splits one box's rows between threads.
+
+    ``usable`` is false (use ``ChunkPlan.scatter_to_bytes`` instead) for a
+    rank-0 plan, no covered chunk, a value whose innermost axis is not
+    contiguous, an integer list on the innermost axis, or one that repeats
+    an index of a covered chunk.
+    """
+    cdef ChunkPlan plan
+    cdef object value
+    cdef Py_buffer src
+    cdef bint has_src
+    cdef readonly bint usable
+    cdef readonly Py_ssize_t chunk_nbytes
+    cdef int ndim
+    cdef Py_ssize_t nslots[MAX_NDIM]
+    # Per axis, per position (slot * chunk length + position in the chunk):
+    # its byte offset in the value and in a chunk; and per slot its plan group.
+    cdef Py_ssize_t* pos_src[MAX_NDIM]
+    cdef Py_ssize_t* pos_dst[MAX_NDIM]
+    cdef Py_ssize_t* slot_group[MAX_NDIM]
+    cdef Py_ssize_t* scratch
+
+    def __cinit__(self):
+        self.has_src = False
+        self.scratch = NULL
+
+    def __dealloc__(self):
+        free(self.scratch)
+        if self.has_src:
+            PyBuffer_Release(&self.src)
+
+    def __init__(self, ChunkPlan plan, value):
+        cdef int d, last
+        cdef Py_ssize_t g, s, total = 0, used = 0, cl
+        cdef Py_ssize_t cstride[MAX_NDIM]
+        cdef Py_ssize_t groups[MAX_NDIM]
+        self.plan = plan
+        self.ndim = plan.ndim
+        self.usable = False
+        if plan.ndim == 0 or plan.count_inner_covered() == 0:
+            return
+        get_strided_buffer(value, &self.src, False)
+        self.has_src = True
+        self.value = value
+        plan._check_operand(&self.src, False, "source")
+        last = plan.ndim - 1
+        if self.src.strides[last] != self.src.itemsize and self.src.shape[last] > 1:
+            return
+        self.chunk_nbytes = self.src.itemsize
+        for d in range(last, -1, -1):
+            cstride[d] = self.chunk_nbytes
+            self.chunk_nbytes *= plan.chunk_shape[d]
+        for d in range(plan.ndim):
+            self.nslots[d] = 0
+            for g in range(plan.grp_base[d], plan.grp_base[d] + plan.ngroups[d]):
+                if plan.g_complete[g] and (plan.g_chunk[g] + 1) * plan.chunk_shape[d] <= plan.shape[d]:
+                    if d == last and plan.g_explicit[g] >= 0:
+                        return  # runs must be contiguous in the chunk too
+                    if plan.g_count[g] != plan.chunk_shape[d]:
+                        return  # a repeated index: one position per element only
+                    self.nslots[d] += 1
+            total += self.nslots[d] * (2 * plan.chunk_shape[d] + 1)
+        self.scratch = <Py_ssize_t*>malloc(total * sizeof(Py_ssize_t))
+        if self.scratch == NULL:
+            raise MemoryError()
+        for d in range(plan.ndim):
+            cl = plan.chunk_shape[d]
+            self.pos_src[d] = self.scratch + used
+            self.pos_dst[d] = self.scratch + used + self.nslots[d] * cl
+            self.slot_group[d] = self.scratch + used + 2 * self.nslots[d] * cl
+            used += self.nslots[d] * (2 * cl + 1)
+            s = 0
+            for g in range(plan.grp_base[d], plan.grp_base[d] + plan.ngroups[d]):
+                if plan.g_complete[g] and (plan.g_chunk[g] + 1) * cl <= plan.shape[d]:
+                    groups[d] = g
+                    plan._offsets(groups, d, False, self.src.strides[d], self.pos_src[d] + s * cl)
+                    plan._offsets(groups, d, True, cstride[d], self.pos_dst[d] + s * cl)
+                    self.slot_group[d][s] = g
+                    s += 1
+        self.usable = True
+
+    def boxes(self, Py_ssize_t max_bytes):
+        """``[(lo0, hi0, lo1, hi1), ...]``: slot ranges on the first two axes
+        (``lo1``/``hi1`` unused at rank 1) that together cover every covered
+        chunk, each box holding at most ``max_bytes`` of chunks (or one row
+        of chunks along the remaining axes, if that is more)."""
+        cdef Py_ssize_t per, rest = 1, step, s0, s1
+        cdef int d
+        if not self.usable:
+            raise ValueError("no covered chunks to copy this way")
+        out = []
+        if self.ndim == 1:
+            step = max(1, max_bytes // self.chunk_nbytes)
+            for s0 in range(0, self.nslots[0], step):
+                out.append((s0, min(s0 + step, self.nslots[0]), 0, 1))
+            return out
+        for d in range(2, self.ndim):
+            rest *= self.nslots[d]
+        per = rest * self.chunk_nbytes
+        step = max(1, max_bytes // per)
+        for s0 in range(self.nslots[0]):
+            for s1 in range(0, self.nslots[1], step):
+                out.append((s0, s0 + 1, s1, min(s1 + step, self.nslots[1])))
+        return out
+
+    cdef Py_ssize_t _box_extents(self, tuple box, Py_ssize_t* lo, Py_ssize_t* ext) except -1:
+        # Slot ranges of a box per axis; returns how many chunks it holds.
+        cdef int d
+        cdef Py_ssize_t n = 1
+        lo0, hi0, lo1, hi1 = box
+        for d in range(self.ndim):
+            lo[d] = 0
+            ext[d] = self.nslots[d]
+        lo[0] = lo0
+        ext[0] = hi0 - lo0
+        if self.ndim > 1:
+            lo[1] = lo1
+            ext[1] = hi1 - lo1
+        for d in range(self.ndim):
+            if lo[d] < 0 or ext[d] < 1 or lo[d] + ext[d] > self.nslots[d]:
+                raise ValueError(f"box {box} is not within the covered chunks")
+            n *= ext[d]
+        return n
+
+    def box_chunks(self, tuple box):
+        """The plan indices of the chunks in ``box``, in the order ``copy`` fills them."""
+        cdef Py_ssize_t lo[MAX_NDIM]
+        cdef Py_ssize_t ext[MAX_NDIM]
+        cdef Py_ssize_t idx[MAX_NDIM]
+        cdef Py_ssize_t n = self._box_extents(box, lo, ext), k, i, mult
+        cdef int d
+        out = numpy.empty(n, dtype=numpy.int64)
+        cdef int64_t[::1] view = out
+        for d in range(self.ndim):
+            idx[d] = lo[d]
+        for k in range(n):
+            i = 0
+            mult = 1
+            for d in range(self.ndim - 1, -1, -1):
+                i += (self.slot_group[d][idx[d]] - self.plan.grp_base[d]) * mult
+                mult *= self.plan.ngroups[d]
+            view[k] = i
+            d = self.ndim - 1
+            while d >= 0:
+                idx[d] += 1
+                if idx[d] < lo[d] + ext[d]:
+                    break
+                idx[d] = lo[d]
+                d -= 1
+        return out
+
+    def new_chunks(self, tuple box):
+        """New, unfilled ``bytes`` for the chunks of ``box`` (for ``copy``)."""
+        cdef Py_ssize_t lo[MAX_NDIM]
+        cdef Py_ssize_t ext[MAX_NDIM]
+        cdef Py_ssize_t n = self._box_extents(box, lo, ext)
+        return [PyBytes_FromStringAndSize(NULL, self.chunk_nbytes) for _ in range(n)]
+
+    def copy(self, tuple box, list chunks, Py_ssize_t part=0, Py_ssize_t parts=1):
+        """Fill ``chunks`` (from ``new_chunks(box)``; nobody else may hold
+        them yet) with their elements of the value: share ``part`` of
+        ``parts`` (rows of the first axis), so threads can split a box."""
+        cdef Py_ssize_t lo[MAX_NDIM]
+        cdef Py_ssize_t ext[MAX_NDIM]
+        cdef Py_ssize_t n = self._box_extents(box, lo, ext), k
+        cdef char** targets
+        if not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts}")
+        if len(chunks) != n:
+            raise ValueError(f"box {box} holds {n} chunks, got {len(chunks)}")
+        for chunk in chunks:
+            if type(chunk) is not bytes or len(<bytes>chunk) != self.chunk_nbytes:
+                raise ValueError(f"chunks must be bytes of {self.chunk_nbytes}")
+        targets = <char**>malloc(n * sizeof(char*))
+        if targets == NULL:
+            raise MemoryError()
+        for k in range(n):
+            targets[k] = PyBytes_AS_STRING(chunks[k])
+        with nogil:
+            self._walk(targets, lo, ext, part, parts)
+        free(targets)
+
+    cdef void _walk(self, char** targets, Py_ssize_t* lo, Py_ssize_t* ext,
+                    Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
+        # Visit the box's positions in C order of the value; one memcpy per
+        # chunk-wide run of the innermost axis.
+        cdef int d, last = self.ndim - 1
+        cdef Py_ssize_t start[MAX_NDIM]
+        cdef Py_ssize_t end[MAX_NDIM]
+        cdef Py_ssize_t idx[MAX_NDIM]
+        cdef Py_ssize_t mult[MAX_NDIM]
+        cdef Py_ssize_t sbase[MAX_NDIM + 1]
+        cdef Py_ssize_t dbase[MAX_NDIM + 1]
+        cdef Py_ssize_t obase[MAX_NDIM + 1]
+        cdef Py_ssize_t s, first, count, k, cl, run
+        cdef const char* src = <const char*>self.src.buf
+        for d in range(self.ndim):
+            cl = self.plan.chunk_shape[d]
+            start[d] = lo[d] * cl
+            end[d] = (lo[d] + ext[d]) * cl
+        # The share of this part: rows of axis 0, or slots at rank 1.
+        if last == 0:
+            first, count = lo[0], ext[0]
+        else:
+            first, count = start[0], end[0] - start[0]
+        k = first + count * part // parts
+        count = first + count * (part + 1) // parts
+        first = k
+        if count <= first:
+            return
+        start[0], end[0] = first, count
+        mult[last] = 1
+        for d in range(last - 1, -1, -1):
+            mult[d] = mult[d + 1] * ext[d + 1]
+        for d in range(self.ndim):
+            idx[d] = start[d]
+        cl = self.plan.chunk_shape[last]
+        run = cl * self.src.itemsize
+        sbase[0] = dbase[0] = obase[0] = 0
+        d = 0
+        while True:
+            while d < last:
+                k = idx[d]
+                sbase[d + 1] = sbase[d] + self.pos_src[d][k]
+                dbase[d + 1] = dbase[d] + self.pos_dst[d][k]
+                obase[d + 1] = obase[d] + (k // self.plan.chunk_shape[d] - lo[d]) * mult[d]
+                d += 1
+            if last == 0:
+                for s in range(start[0], end[0]):
+                    memcpy(targets[s - lo[0]], src + self.pos_src[0][s * cl], run)
+                return
+            for s in range(lo[last], lo[last] + ext[last]):
+                memcpy(targets[obase[last] + s - lo[last]] + dbase[last],
+                       src + sbase[last] + self.pos_src[last][s * cl], run)
+            d = last - 1
+            while d >= 0:
+                idx[d] += 1
+                if idx[d] < end[d]:
+                    break
+                idx[d] = start[d]
+                d -= 1
+            if d < 0:
+                return

@@ -4,13 +4,40 @@ https://github.com/zarr-developers/zarr-extensions/tree/main/codecs/zstd
 A ``ZstdCompressor`` is not thread-safe, so each thread keeps its own.
 """
 
+import importlib.util
 import threading
 
 import numpy as np
 import zstandard
 
+from .._kernels import zstd as zstd_kernel
 from ..errors import CodecError, InvalidZstdLevel
 from ._chain import BytesToBytesCodec
+
+_native_lock = threading.Lock()
+_native_tried = False
+
+
+def native_available():
+    """True if libzstd can be called without Python in between (``_kernels.zstd``).
+
+    The library is python-zstandard's own (its cffi backend module exports the
+    zstd API, the C backend does not), so frames match ``ZstdCompressor``'s;
+    it is opened on first use.
+    """
+    global _native_tried
+    if zstd_kernel.version():
+        return True
+    with _native_lock:
+        if not _native_tried:
+            _native_tried = True
+            try:
+                spec = importlib.util.find_spec("zstandard._cffi")
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.origin:
+                zstd_kernel.load(spec.origin)
+    return bool(zstd_kernel.version())
 
 MIN_LEVEL = -131072
 MAX_LEVEL = 22
@@ -61,6 +88,14 @@ class Zstd(BytesToBytesCodec):
                                          write_content_size=True)
             self._local.compressor = c
         return c
+
+    def native_context(self):
+        """This thread's ``_kernels.zstd.Context`` for this level and checksum
+        flag, or ``None`` when ``native_available()`` is false."""
+        ctx = getattr(self._local, "native", None)
+        if ctx is None and native_available():
+            ctx = self._local.native = zstd_kernel.Context(self.level, self.checksum)
+        return ctx
 
     def _decompressor(self):
         d = getattr(self._local, "decompressor", None)

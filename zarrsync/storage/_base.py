@@ -32,6 +32,13 @@ class Store(Hierarchy, metaclass=ABCMeta):
     #: ``flush()``. Settable per store object.
     buffers_writes = False
 
+    #: True for backends whose ``get`` returns the stored ``bytes`` object
+    #: itself, which a rewrite replaces and nothing changes in place: a
+    #: sharded read then takes a shard's index and chunks from that one
+    #: object, and may reuse the index it checked while the object stays
+    #: (``_recall``/``_remember``).
+    _get_returns_stored_object = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         watch_key_value_methods(cls)

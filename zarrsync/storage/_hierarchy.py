@@ -24,7 +24,7 @@ from ..errors import (
     NodeExists,
     NodeInvariant,
 )
-from ..indexing import ElementPlan, normalize_selection
+from ..indexing import CoveredScatter, ElementPlan, normalize_selection
 from ..metadata import (
     ArrayMetadata,
     GroupMetadata,
@@ -82,7 +82,7 @@ class _ArrayState:
         """The store key of the chunk at grid ``coords``."""
         if not coords:
             return self.prefix + ("0" if self.v2 else "c")
-        joined = self.separator.join(str(c) for c in coords)
+        joined = self.separator.join(map(str, coords))
         return self.prefix + (joined if self.v2 else "c" + self.separator + joined)
 
     def is_edge(self, coords):
@@ -573,7 +573,8 @@ class Hierarchy:
             # chunk array). Names are bound once: thousands of small chunks run this.
             covers, encode_covered, fill_bytes = (plan.covers_inner_chunk,
                                                   chain.encode_covered, state.fill_bytes)
-            if self._write_small_chunks_at_once(state, plan, keys, value):
+            if (self._write_covered_in_value_order(state, plan, keys, value)
+                    or self._write_small_chunks_at_once(state, plan, keys, value)):
                 # The covered chunks are stored; the others take the chunk path.
                 rest = plan.covered_chunks(False).tolist()
                 partial_chunk = write_chunk
@@ -597,6 +598,39 @@ class Hierarchy:
         # native route copies without it, and codecs release it.
         nbytes = int(np.prod(sel.full_shape, dtype=np.int64)) * meta.dtype.itemsize
         run_chunks(write_chunk, plan.nchunks, nbytes if compressed or native else 0)
+
+    def _write_covered_in_value_order(self, state, plan, keys, value):
+        """Store every chunk ``plan`` covers, copied in one walk over ``value``,
+        if the chain stores them uncompressed; True if it did (the caller
+        then writes only the others).
+
+        The copy is all the work of such chunks, and reading ``value`` row
+        after row is faster than reading each chunk's strided region
+        (``CoveredScatter``). Boxes of at most ``_MAX_BATCH_BYTES`` of new
+        chunks are copied (their rows split between the threads) and
+        stored one after the other, so a large write holds at most one box
+        beyond the store.
+        """
+        if state.chain.bytes_bytes or plan.count_inner_covered() < 2:
+            return False
+        job = CoveredScatter(plan, value)
+        if not job.usable:
+            return False
+        stripes = self._lock_stripes()
+        fill_bytes = state.fill_bytes
+        threads = config.get_threads()
+        for box in job.boxes(_MAX_BATCH_BYTES):
+            chunks = job.new_chunks(box)
+            run_chunks(lambda part: job.copy(box, chunks, part, threads), threads,
+                       len(chunks) * job.chunk_nbytes)
+            for i, chunk in zip(job.box_chunks(box).tolist(), chunks):
+                key = keys[i]
+                with stripes[hash(key) % _N_CHUNK_LOCKS]:
+                    if transform.all_equal(chunk, fill_bytes):
+                        self.erase(key)
+                    else:
+                        self.set(key, chunk)
+        return True
 
     def _write_small_chunks_at_once(self, state, plan, keys, value):
         """Store every chunk ``plan`` covers in one batch, if they are many and

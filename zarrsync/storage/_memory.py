@@ -10,6 +10,10 @@ from ._base import Store
 
 __all__ = ["MemoryStore"]
 
+#: At most this many remembered facts (checked shard indexes); beyond it the
+#: oldest half is forgotten, so a scan of a huge array keeps little alive.
+_MAX_FACTS = 1024
+
 
 def _slice(value, offset, length):
     if offset < 0:
@@ -36,10 +40,16 @@ class MemoryStore(Store):
     """
 
     buffers_writes = True
+    _get_returns_stored_object = True
 
     def __init__(self, store_dict=None):
         self._data = {}
         self._lock = threading.RLock()
+        # key -> (stored value, owner, fact): what an owner derived from the
+        # value (a shard's checked index). A hit needs the very same object,
+        # so a stale entry is never used; set and erase drop entries only so
+        # that a replaced value is not kept alive.
+        self._facts = {}
         if store_dict:
             for key, value in store_dict.items():
                 self.set(key, value)
@@ -69,6 +79,25 @@ class MemoryStore(Store):
             out.append(None if value is None else _slice(memoryview(value), offset, length))
         return out
 
+    def _recall(self, key, value, owner):
+        """The fact ``owner`` remembered for ``value``, the object now at ``key``, or None."""
+        hit = self._facts.get(key)
+        if hit is not None and hit[0] is value and hit[1] is owner:
+            return hit[2]
+        return None
+
+    def _remember(self, key, value, owner, fact):
+        """Remember ``fact`` (small) derived by ``owner`` from ``value``, got from ``key``."""
+        with self._lock:
+            # A value replaced meanwhile is not kept alive by its fact.
+            if self._data.get(key) is not value:
+                return
+            facts = self._facts
+            if len(facts) >= _MAX_FACTS:
+                for old in list(facts)[:_MAX_FACTS // 2]:
+                    del facts[old]
+            facts[key] = (value, owner, fact)
+
     def set(self, key, value):
         if not isinstance(key, str):
             raise TypeError(f"store keys are str, got {type(key).__name__}")
@@ -78,13 +107,16 @@ class MemoryStore(Store):
         # another thread mid-iteration raises "dictionary changed size".
         with self._lock:
             self._data[key] = value
+            self._facts.pop(key, None)
 
     def erase(self, key):
         with self._lock:
             self._data.pop(key, None)
+            self._facts.pop(key, None)
 
     def erase_prefix(self, prefix):
         with self._lock:
+            self._facts.clear()
             if not prefix:
                 self._data.clear()
                 return
@@ -107,6 +139,7 @@ class MemoryStore(Store):
 
     def move_prefix(self, old, new):
         with self._lock:
+            self._facts.clear()
             moved = {new + k[len(old):]: v for k, v in self._data.items() if k.startswith(old)}
             for k in [k for k in self._data if k.startswith(old)]:
                 del self._data[k]

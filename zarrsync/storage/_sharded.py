@@ -9,11 +9,15 @@ chunks it changes partly, and fetching nothing when it covers the shard.
 https://zarr-specs.readthedocs.io/en/latest/v3/codecs/sharding-indexed/index.html
 """
 
+import threading
+
 import numpy as np
 
+from .._kernels import zstd as zstd_kernel
 from ..codecs._sharding import EMPTY, ShardingIndexed
 from ..codecs._vlen import fill_array, is_vlen, new_filled
-from ..config import run_chunks
+from ..codecs._zstd import Zstd, native_available
+from ..config import get_threads, run_chunks
 from ..errors import CodecError
 from ..indexing import ChunkPlan, ElementPlan
 
@@ -35,6 +39,7 @@ class ShardLayout:
         self.shape = meta.shape
         self.inner_shape = codec.chunk_shape
         self.per_shard = np.array(codec.chunks_per_shard, dtype=np.int64)
+        self.per_shard_tuple = tuple(codec.chunks_per_shard)
         self.n_inner = codec.n_inner
         inner_grid = [-(-s // c) for s, c in zip(meta.shape, self.inner_shape)]
         self.inner_grid = np.array(inner_grid, dtype=np.int64)
@@ -51,6 +56,7 @@ class ShardLayout:
         self.fill_bytes = None if self.vlen else self.fill_0d.reshape(1).view(np.uint8)
         # Bytes of one decoded inner chunk: how the thread pool sizes the work.
         self.inner_nbytes = int(np.prod(self.inner_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._local = threading.local()  # each thread's gather buffer (_fill_piece)
 
     @staticmethod
     def applies_to(chain):
@@ -68,13 +74,10 @@ class ShardLayout:
         ``inner_positions`` are C-order positions in the shard index.
         """
         ndim = len(self.shape)
-        if plan.nchunks == 1:  # point reads: skip the array work below
+        if plan.nchunks == 1:  # point writes: skip the array work below
             coords = plan.chunk_coords(0)
-            shard, position = [], 0
-            for c, n in zip(coords, self.per_shard.tolist()):
-                shard.append(c // n)
-                position = position * n + c % n
-            return [(tuple(shard), [0], [position], np.array([coords], dtype=np.int64))]
+            shard, position = self.locate(coords)
+            return [(shard, [0], [position], np.array([coords], dtype=np.int64))]
         coords = np.empty(plan.nchunks * ndim, dtype=np.int64)
         plan.coords_into(coords)
         coords = coords.reshape(plan.nchunks, ndim)
@@ -94,6 +97,14 @@ class ShardLayout:
             groups.append((tuple(int(c) for c in shard_coords[first]), run.tolist(),
                            positions[run].tolist(), coords[run]))
         return groups
+
+    def locate(self, inner_coords):
+        """``(shard_coords, position)`` of the inner chunk at ``inner_coords``."""
+        shard, position = [], 0
+        for c, n in zip(inner_coords, self.per_shard_tuple):
+            shard.append(c // n)
+            position = position * n + c % n
+        return tuple(shard), position
 
     def inner_in_array(self, shard_coords):
         """How many inner chunks of the shard intersect the array."""
@@ -161,6 +172,9 @@ class ShardLayout:
     def read(self, store, state, sel, out):
         """Read selection ``sel`` into ``out`` (the selection's full-rank shape)."""
         plan = self.plan(sel)
+        if plan.nchunks == 1:
+            self._read_one(store, state, plan, out)
+            return
         if not plan.nchunks:
             return
         # Fetch shard by shard (each under its lock), then decode every stored
@@ -185,9 +199,22 @@ class ShardLayout:
 
         run_chunks(read_inner, len(work), len(work) * self.inner_nbytes)
 
+    def _read_one(self, store, state, plan, out):
+        """``read`` of a plan of one inner chunk (point reads): no grouping, no pool."""
+        shard, position = self.locate(plan.chunk_coords(0))
+        key = state.chunk_key(shard)
+        _, _, values = self._read_shard(store, key, (position,), (0,))
+        if values:
+            self.codec.inner.gather_stored(plan, 0, values[0], out,
+                                           f"{key} (inner chunk {position})")
+        else:
+            plan.gather(0, self.fill_inner, out)
+
     def _read_shard(self, store, key, positions, indices):
         """``(entries, [(plan index, position)], values)`` of one shard's needed
         inner chunks; ``entries`` is None when the shard is absent."""
+        if store._get_returns_stored_object:
+            return self._read_stored_object(store, key, positions, indices)
         confirm = getattr(store, "shared_between_processes", False)
         error = None
         for _ in range(_SHARD_READ_ATTEMPTS):
@@ -218,6 +245,36 @@ class ShardLayout:
         raise CodecError(f"shard {key!r} kept changing while it was read "
                          f"({_SHARD_READ_ATTEMPTS} attempts)")
 
+    def _read_stored_object(self, store, key, positions, indices):
+        """``_read_shard`` for a store whose ``get`` returns the stored object.
+
+        The index and the chunks are views of that one immutable value, so
+        they cannot come from two versions of the shard (no lock needed), and
+        the index checked against it is reused while the store holds it.
+        """
+        value = store.get(key)
+        if value is None:
+            return None, [], []
+        view = memoryview(value)
+        # Only an immutable value can be trusted not to change after the check;
+        # and only small indexes are kept (as lists, ~70 bytes an inner chunk).
+        cacheable = type(value) is bytes and self.n_inner <= _MAX_REMEMBERED_INNER
+        entries = store._recall(key, value, self) if cacheable else None
+        if entries is None:
+            offset, length = self.codec.index_range()
+            raw_index = view[offset:] if length is None else view[offset:offset + length]
+            # A list: its items are Python ints, cheaper to use than NumPy scalars.
+            entries = self.codec.read_index(raw_index, len(value), key).tolist()
+            if cacheable:
+                store._remember(key, value, self, entries)
+        stored, values = [], []
+        for i, p in zip(indices, positions):
+            offset = entries[2 * p]
+            if offset != EMPTY:
+                stored.append((i, p))
+                values.append(view[offset:offset + entries[2 * p + 1]])
+        return entries, stored, values
+
     def _new_inner(self, inner_coords):
         if np.any(inner_coords >= self.inner_full):
             return new_filled(self.inner_shape, self.fill_0d)
@@ -235,20 +292,30 @@ class ShardLayout:
         Holds the locks of every touched shard while it reads their kept
         inner chunks, encodes the written ones (all shards' inner chunks on
         the pool at once), assembles each shard (on the pool too) and stores it.
+        A shard whose written inner chunks are all whole goes the direct way
+        when the inner chain is zstd alone: libzstd compresses its inner
+        chunks into the shard's own buffer (``_fill_piece``), with no
+        ``bytes`` per chunk and no copy into the shard.
         """
         plan = self.plan(sel)
         if not plan.nchunks:
             return
         groups = self.group_by_shard(plan)
         keys = [state.chunk_key(g[0]) for g in groups]
+        zstd = self._direct_zstd()
         with store._chunk_locks(keys):
-            shards, items = [], []
+            shards, items, direct = [], [], []
             for key, (shard_coords, indices, positions, inner_coords) in zip(keys, groups):
                 encoded, old = self._kept_inner(store, key, shard_coords, plan, indices,
                                                 positions)
+                if zstd is not None and not old and all(
+                        plan.covers_inner_chunk(i) for i in indices):
+                    direct.append((len(shards), indices, positions))
+                else:
+                    items.extend((i, p, c, key, encoded, old) for i, p, c
+                                 in zip(indices, positions, inner_coords))
                 shards.append(encoded)
-                items.extend((i, p, c, key, encoded, old) for i, p, c
-                             in zip(indices, positions, inner_coords))
+            pieces = self._direct_pieces(direct, shards)
 
             inner = self.codec.inner
             compressed = bool(inner.bytes_bytes)
@@ -265,19 +332,116 @@ class ShardLayout:
                 plan.scatter(i, value, chunk)
                 encoded[p] = self.codec.encode_inner(chunk)
 
-            run_chunks(encode_inner, len(items),
-                       len(items) * self.inner_nbytes if compressed else 0)
+            def encode(k):
+                if k < len(items):
+                    encode_inner(k)
+                else:
+                    self._fill_piece(zstd, plan, value, pieces[k - len(items)])
+
+            n_encoded = len(items) + sum(len(piece.run) for piece in pieces)
+            run_chunks(encode, len(items) + len(pieces),
+                       n_encoded * self.inner_nbytes if compressed else 0)
             assembled = [None] * len(shards)
+            by_shard = {}
+            for piece in pieces:
+                by_shard.setdefault(piece.shard, []).append(piece.out)
 
             def assemble(k):
-                assembled[k] = self.codec.assemble(shards[k])
+                if k in by_shard:
+                    assembled[k] = zstd_kernel.finish_shard(
+                        by_shard[k], self.n_inner, self.codec.index_size,
+                        self.codec.index_location == "start", self._encode_index)
+                else:
+                    assembled[k] = self.codec.assemble(shards[k])
 
-            run_chunks(assemble, len(shards), len(items) * self.inner_nbytes)
+            run_chunks(assemble, len(shards), n_encoded * self.inner_nbytes)
             for key, shard in zip(keys, assembled):
                 if shard is None:
                     store.erase(key)
                 else:
                     store.set(key, shard)
+
+    # -- the direct way: zstd frames compressed into the shard's buffer -----------
+
+    def _direct_zstd(self):
+        """The inner chain's ``Zstd`` codec if whole inner chunks can be
+        compressed straight into their shard (``_kernels.zstd``), else ``None``."""
+        inner = self.codec.inner
+        if not inner.native_bytes or len(inner.bytes_bytes) != 1:
+            return None
+        codec = inner.bytes_bytes[0]
+        if not isinstance(codec, Zstd) or not native_available():
+            return None
+        return codec
+
+    def _direct_pieces(self, direct, shards):
+        """Split the direct shards' inner chunks into pieces of work:
+        ``[_Piece, ...]``, in shard order.
+
+        A piece is a run of positions in shard order; one piece per shard is
+        finished in place. A shard is split only when the shards alone would
+        leave threads idle (fewer shards than threads, or an uneven share of
+        few shards).
+        """
+        if not direct:
+            return []
+        threads = get_threads()
+        n = len(direct)
+        split = 1
+        if n % threads and n < 4 * threads:
+            split = -(-4 * threads // n)
+        at_start = self.codec.index_location == "start"
+        index_size = self.codec.index_size
+        pieces = []
+        for k, indices, positions in direct:
+            kept = shards[k]
+            order = dict(zip(positions, indices))
+            run = sorted(set(order) | {p for p, c in enumerate(kept) if c is not None})
+            run = [(p, order.get(p)) for p in run]
+            count = min(split, len(run)) or 1
+            for j in range(count):
+                part = run[j * len(run) // count:(j + 1) * len(run) // count]
+                pieces.append(_Piece(k, part, kept, index_size if count == 1 else 0, at_start))
+        return pieces
+
+    def _fill_piece(self, zstd, plan, value, piece):
+        """Compress a piece's written inner chunks a group at a time (gathered
+        into this thread's buffer, one GIL-free call per group) and copy its
+        kept ones."""
+        run, kept = piece.run, piece.kept
+        n = self.inner_nbytes
+        group = max(1, _DIRECT_GROUP_BYTES // n)
+        local = self._local
+        raw = getattr(local, "raw", None)
+        if raw is None or len(raw) != group * n:
+            raw = local.raw = memoryview(bytearray(group * n))
+        touched = sum(i is not None for _, i in run)
+        extra = sum(len(kept[p]) for p, i in run if i is None)
+        lead = piece.index_size if piece.at_start else 0
+        out = zstd_kernel.ShardPiece(touched, n, lead, piece.index_size - lead, extra)
+        ctx = zstd.native_context()
+        start = 0
+        while start < len(run):
+            if run[start][1] is None:
+                out.add_stored(run[start][0], kept[run[start][0]])
+                start += 1
+                continue
+            stop = start
+            while stop < len(run) and stop - start < group and run[stop][1] is not None:
+                stop += 1
+            batch = run[start:stop]
+            indices = np.array([i for _, i in batch], dtype=np.int64)
+            buf = raw[:len(batch) * n]
+            plan.scatter_many_to_bytes(indices, value, buf)
+            try:
+                out.add(ctx, buf, [p for p, _ in batch], self.fill_bytes)
+            except zstd_kernel.ZstdFailed as e:
+                raise CodecError(f"zstd could not compress an inner chunk: {e}") from None
+            start = stop
+        piece.out = out
+
+    def _encode_index(self, entries):
+        return self.codec.index_chain.encode(entries.reshape(self.codec.chunks_per_shard + (2,)))
 
     def _kept_inner(self, store, key, shard_coords, plan, indices, positions):
         """``(encoded, old)`` for a shard about to be rewritten.
@@ -304,8 +468,34 @@ class ShardLayout:
         return encoded, old
 
 
+class _Piece:
+    """Inner chunks of one shard compressed together on the direct way:
+    ``run`` lists ``(position, plan index)`` in shard order, the index
+    ``None`` for a kept chunk (stored bytes ``kept[position]``); ``out`` is
+    the filled ``ShardPiece``. ``index_size`` bytes are left for the index
+    when the piece is the whole shard."""
+
+    __slots__ = ("shard", "run", "kept", "index_size", "at_start", "out")
+
+    def __init__(self, shard, run, kept, index_size, at_start):
+        self.shard = shard
+        self.run = run
+        self.kept = kept
+        self.index_size = index_size
+        self.at_start = at_start
+        self.out = None
+
+
+#: Inner chunks are gathered and compressed this many bytes at a time on the
+#: direct way: one Python call per group, and the group stays in the L2 cache.
+_DIRECT_GROUP_BYTES = 1 << 20
+
+
 class ShardChanged(Exception):
     """A shard was replaced (by another process) between reading its index and its chunks."""
 
 
 _SHARD_READ_ATTEMPTS = 20
+
+# Shards of more inner chunks than this have their index checked on every read.
+_MAX_REMEMBERED_INNER = 1024

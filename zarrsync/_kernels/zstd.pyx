@@ -1,0 +1,365 @@
+"""zstd frames compressed straight into a shard, without the GIL.
+
+python-zstandard returns one new ``bytes`` per frame; a shard writer then
+copies every frame again into the shard. Here libzstd compresses each inner
+chunk directly at its place in the shard being built, with one context per
+thread, and the caller crosses into Python once per group of chunks, not
+once per chunk. The frames are those of ``zstandard.ZstdCompressor(level,
+write_checksum=checksum).compress(chunk)`` (``ZSTD_compress2``: the source
+size is known, the frame records it).
+
+libzstd is not linked at build time (no headers or library needed): ``load``
+opens a shared library that exports the zstd API, python-zstandard's cffi
+backend module or a system libzstd, and looks the few functions up. Without
+one, ``zarrsync`` keeps compressing through python-zstandard.
+"""
+
+from libc.stdint cimport uint8_t, uint64_t
+from libc.string cimport memcmp, memcpy
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+
+from zarrsync._kernels.common cimport advise_hugepages
+
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject** bytes, Py_ssize_t newsize) except -1
+    void Py_INCREF_raw "Py_INCREF"(PyObject*)
+    void Py_DECREF_raw "Py_DECREF"(PyObject*)
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #include <windows.h>
+    static void* zs_dlopen(const char* path) { return (void*)LoadLibraryA(path); }
+    static void* zs_dlsym(void* lib, const char* name) {
+        return (void*)GetProcAddress((HMODULE)lib, name);
+    }
+    #else
+    #include <dlfcn.h>
+    static void* zs_dlopen(const char* path) { return dlopen(path, RTLD_NOW | RTLD_LOCAL); }
+    static void* zs_dlsym(void* lib, const char* name) { return dlsym(lib, name); }
+    #endif
+    typedef void* (*zs_create_cctx_t)(void);
+    typedef size_t (*zs_free_cctx_t)(void*);
+    typedef size_t (*zs_set_parameter_t)(void*, int, int);
+    typedef size_t (*zs_compress2_t)(void*, void*, size_t, const void*, size_t);
+    typedef size_t (*zs_compress_bound_t)(size_t);
+    typedef unsigned (*zs_is_error_t)(size_t);
+    typedef const char* (*zs_error_name_t)(size_t);
+    typedef unsigned (*zs_version_number_t)(void);
+    """
+    void* zs_dlopen(const char* path) nogil
+    void* zs_dlsym(void* lib, const char* name) nogil
+    ctypedef void* (*zs_create_cctx_t)() noexcept nogil
+    ctypedef size_t (*zs_free_cctx_t)(void*) noexcept nogil
+    ctypedef size_t (*zs_set_parameter_t)(void*, int, int) noexcept nogil
+    ctypedef size_t (*zs_compress2_t)(void*, void*, size_t, const void*, size_t) noexcept nogil
+    ctypedef size_t (*zs_compress_bound_t)(size_t) noexcept nogil
+    ctypedef unsigned (*zs_is_error_t)(size_t) noexcept nogil
+    ctypedef const char* (*zs_error_name_t)(size_t) noexcept nogil
+    ctypedef unsigned (*zs_version_number_t)() noexcept nogil
+
+# ZSTD_cParameter values (zstd.h, stable API).
+cdef enum:
+    ZSTD_c_compressionLevel = 100
+    ZSTD_c_contentSizeFlag = 200
+    ZSTD_c_checksumFlag = 201
+
+cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
+
+cdef zs_create_cctx_t _create_cctx = NULL
+cdef zs_free_cctx_t _free_cctx = NULL
+cdef zs_set_parameter_t _set_parameter = NULL
+cdef zs_compress2_t _compress2 = NULL
+cdef zs_compress_bound_t _compress_bound = NULL
+cdef zs_is_error_t _is_error = NULL
+cdef zs_error_name_t _error_name = NULL
+
+#: The loaded library's ``ZSTD_versionNumber()`` (e.g. 10507), 0 before ``load``.
+cdef unsigned _version = 0
+
+
+def load(path):
+    """Use the zstd functions exported by the shared library at ``path``.
+
+    Returns its ``ZSTD_versionNumber()``, or 0 (nothing changed) if it cannot
+    be opened, lacks a function, or predates ``ZSTD_compress2`` (1.4.0).
+    The first library that loads stays in use.
+    """
+    global _create_cctx, _free_cctx, _set_parameter, _compress2, _compress_bound
+    global _is_error, _error_name, _version
+    if _version:
+        return _version
+    encoded = str(path).encode()
+    cdef void* lib = zs_dlopen(encoded)
+    if lib == NULL:
+        return 0
+    names = (b"ZSTD_createCCtx", b"ZSTD_freeCCtx", b"ZSTD_CCtx_setParameter",
+             b"ZSTD_compress2", b"ZSTD_compressBound", b"ZSTD_isError",
+             b"ZSTD_getErrorName", b"ZSTD_versionNumber")
+    cdef void* found[8]
+    for k, name in enumerate(names):
+        found[k] = zs_dlsym(lib, name)
+        if found[k] == NULL:
+            return 0  # the handle stays open: closing a library is never needed here
+    cdef unsigned version = (<zs_version_number_t>found[7])()
+    if version < 10400:
+        return 0
+    _create_cctx = <zs_create_cctx_t>found[0]
+    _free_cctx = <zs_free_cctx_t>found[1]
+    _set_parameter = <zs_set_parameter_t>found[2]
+    _compress2 = <zs_compress2_t>found[3]
+    _compress_bound = <zs_compress_bound_t>found[4]
+    _is_error = <zs_is_error_t>found[5]
+    _error_name = <zs_error_name_t>found[6]
+    _version = version
+    return version
+
+
+def version():
+    """``ZSTD_versionNumber()`` of the library in use, or 0 if none is loaded."""
+    return _version
+
+
+cdef class Context:
+    """One compression context (``ZSTD_CCtx``) at a level, for one thread at a time."""
+
+    cdef void* cctx
+
+    def __cinit__(self, int level, bint checksum):
+        if not _version:
+            raise RuntimeError("no zstd library is loaded")
+        self.cctx = _create_cctx()
+        if self.cctx == NULL:
+            raise MemoryError()
+        _check(_set_parameter(self.cctx, ZSTD_c_compressionLevel, level))
+        _check(_set_parameter(self.cctx, ZSTD_c_checksumFlag, checksum))
+        _check(_set_parameter(self.cctx, ZSTD_c_contentSizeFlag, 1))
+
+    def __dealloc__(self):
+        if self.cctx != NULL:
+            _free_cctx(self.cctx)
+
+    def compress(self, data):
+        """One frame holding ``data``, as a new ``bytes``."""
+        cdef Py_buffer view
+        cdef size_t n, cap
+        cdef char* dst
+        cdef PyObject* raw
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            cap = _compress_bound(view.len)
+            out = PyBytes_FromStringAndSize(NULL, cap)
+            dst = PyBytes_AS_STRING(out)
+            with nogil:
+                n = _compress2(self.cctx, dst, cap, view.buf, view.len)
+            _check(n)
+        finally:
+            PyBuffer_Release(&view)
+        raw = <PyObject*>out
+        Py_INCREF_raw(raw)
+        out = None  # now our reference is the only one
+        return _resize_owned(raw, n)
+
+
+class ZstdFailed(Exception):
+    """libzstd returned an error code (its name is the message)."""
+
+
+cdef int _check(size_t code) except -1:
+    if _is_error(code):
+        raise ZstdFailed(_error_name(code).decode())
+    return 0
+
+
+cdef class ShardPiece:
+    """Frames of some of a shard's inner chunks, laid out one after another in
+    one buffer, with each one's position in the shard and size.
+
+    ``lead`` and ``tail`` bytes are left free before and after the frames
+    (the shard index), so a shard made of one piece is finished in place.
+    (Compressing into a reused per-thread buffer and copying out the frames
+    measured slower: the copy costs more than the fresh pages it saves.)
+    """
+
+    cdef object buf           # bytes; filled in place while only this object holds it
+    cdef uint8_t* data
+    cdef Py_ssize_t capacity
+    cdef Py_ssize_t lead, tail, pos
+    cdef readonly Py_ssize_t chunk_nbytes
+    cdef readonly list positions
+    cdef readonly list sizes
+
+    def __init__(self, Py_ssize_t n_chunks, Py_ssize_t chunk_nbytes, Py_ssize_t lead=0,
+                 Py_ssize_t tail=0, Py_ssize_t extra=0):
+        if not _version:
+            raise RuntimeError("no zstd library is loaded")
+        self.chunk_nbytes = chunk_nbytes
+        self.lead = lead
+        self.tail = tail
+        self.pos = lead
+        # Room for ``n_chunks`` frames of the worst case, and ``extra`` bytes
+        # of stored chunks (``add_stored``).
+        self.capacity = (lead + n_chunks * <Py_ssize_t>_compress_bound(chunk_nbytes) + extra
+                         + tail)
+        self.buf = PyBytes_FromStringAndSize(NULL, self.capacity)
+        self.data = <uint8_t*>PyBytes_AS_STRING(self.buf)
+        advise_hugepages(self.data, self.capacity)
+        self.positions = []
+        self.sizes = []
+
+    @property
+    def nbytes(self):
+        """Bytes of frames held."""
+        return self.pos - self.lead
+
+    def add(self, Context ctx, raw, positions, fill):
+        """Compress the chunks in ``raw`` (``len(positions)`` chunks of
+        ``chunk_nbytes`` each, in order) and append their frames; a chunk
+        whose every element has the bits of ``fill`` is recorded as empty
+        (size ``None``) instead."""
+        cdef Py_buffer rv, fv
+        cdef Py_ssize_t k, count = len(positions), n = self.chunk_nbytes
+        cdef Py_ssize_t item, room
+        cdef const uint8_t* src
+        cdef uint8_t* dst = self.data
+        cdef size_t written = 0
+        cdef int empty
+        PyObject_GetBuffer(raw, &rv, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(fill, &fv, PyBUF_SIMPLE)
+            try:
+                item = fv.len
+                if rv.len != count * n:
+                    raise ValueError(f"raw holds {rv.len} bytes, {count} chunks {count * n}")
+                if item <= 0 or n % item:
+                    raise ValueError(f"a chunk of {n} bytes is not whole {item}-byte elements")
+                room = self.capacity - self.tail - self.pos
+                if room < count * <Py_ssize_t>_compress_bound(n):
+                    raise ValueError("the piece is full")
+                for k in range(count):
+                    src = <const uint8_t*>rv.buf + k * n
+                    with nogil:
+                        # All fill: the first element is the pattern and each
+                        # element equals the next one.
+                        empty = (memcmp(src, fv.buf, item) == 0
+                                 and memcmp(src, src + item, n - item) == 0)
+                        if not empty:
+                            written = _compress2(ctx.cctx, dst + self.pos,
+                                                 self.capacity - self.tail - self.pos, src, n)
+                    if empty:
+                        self.positions.append(positions[k])
+                        self.sizes.append(None)
+                        continue
+                    _check(written)
+                    self.pos += written
+                    self.positions.append(positions[k])
+                    self.sizes.append(written)
+            finally:
+                PyBuffer_Release(&fv)
+        finally:
+            PyBuffer_Release(&rv)
+
+    def add_stored(self, position, data):
+        """Append an already encoded inner chunk (``None``: empty) as it is."""
+        cdef Py_buffer view
+        if data is None:
+            self.positions.append(position)
+            self.sizes.append(None)
+            return
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if self.capacity - self.tail - self.pos < view.len:
+                self._grow(view.len)
+            memcpy(self.data + self.pos, view.buf, view.len)
+            self.pos += view.len
+        finally:
+            PyBuffer_Release(&view)
+        self.positions.append(position)
+        self.sizes.append(view.len)
+
+    cdef int _grow(self, Py_ssize_t extra) except -1:
+        cdef PyObject* raw = <PyObject*>self.buf
+        Py_INCREF_raw(raw)
+        self.buf = None  # now our reference is the only one
+        self.buf = _resize_owned(raw, self.capacity + extra)
+        self.data = <uint8_t*>PyBytes_AS_STRING(self.buf)
+        self.capacity += extra
+        return 0
+
+
+cdef object _resize_owned(PyObject* raw, Py_ssize_t size):
+    # ``raw``'s one reference is ours; _PyBytes_Resize needs it to be the only one.
+    _PyBytes_Resize(&raw, size)
+    result = <object>raw
+    Py_DECREF_raw(raw)
+    return result
+
+
+def finish_shard(list pieces, Py_ssize_t n_inner, Py_ssize_t index_size, bint index_at_start,
+                 encode_index):
+    """The shard made of ``pieces`` (frames in piece order), or ``None`` if it holds
+    no inner chunk.
+
+    ``encode_index(entries)`` gets the flat ``(offset, nbytes)`` uint64 array
+    (``2 * n_inner`` values, empty entries ``2**64 - 1``) and returns the encoded
+    index of ``index_size`` bytes. A shard of one piece is that piece's buffer,
+    index written in and the unused end cut off; more pieces are copied into
+    one new buffer. Pieces are used up.
+    """
+    import numpy
+    cdef ShardPiece piece
+    cdef Py_ssize_t offset = index_size if index_at_start else 0
+    cdef Py_ssize_t total, pos, n
+    cdef const uint8_t* src
+    cdef Py_buffer iv
+    cdef uint8_t* out
+    cdef PyObject* raw
+    entries_array = numpy.full(2 * n_inner, EMPTY, dtype=numpy.uint64)
+    cdef uint64_t[::1] entries = entries_array
+    cdef bint any_stored = False
+    for piece in pieces:
+        for p, size in zip(piece.positions, piece.sizes):
+            if size is None:
+                continue
+            entries[2 * <Py_ssize_t>p] = offset
+            entries[2 * <Py_ssize_t>p + 1] = <Py_ssize_t>size
+            offset += <Py_ssize_t>size
+            any_stored = True
+    if not any_stored:
+        return None
+    total = offset if index_at_start else offset + index_size
+    index = encode_index(entries_array)
+    PyObject_GetBuffer(index, &iv, PyBUF_SIMPLE)
+    try:
+        if iv.len != index_size:
+            raise ValueError(f"the encoded index has {iv.len} bytes, expected {index_size}")
+        if len(pieces) == 1:
+            piece = pieces[0]
+            if piece.lead != (index_size if index_at_start else 0) or piece.tail < (
+                    0 if index_at_start else index_size):
+                raise ValueError("the piece has no room for the index")
+            out = <uint8_t*>PyBytes_AS_STRING(piece.buf)
+            memcpy(out + (0 if index_at_start else piece.pos), iv.buf, index_size)
+            raw = <PyObject*>piece.buf
+            Py_INCREF_raw(raw)
+            piece.buf = None  # now our reference is the only one
+            piece.data = NULL
+            piece.capacity = 0
+            return _resize_owned(raw, total)
+        result = PyBytes_FromStringAndSize(NULL, total)
+        out = <uint8_t*>PyBytes_AS_STRING(result)
+        pos = index_size if index_at_start else 0
+        for piece in pieces:
+            src = piece.data + piece.lead
+            n = piece.pos - piece.lead
+            with nogil:
+                memcpy(out + pos, src, n)
+            pos += n
+            piece.buf = None
+            piece.data = NULL
+        memcpy(out + (0 if index_at_start else pos), iv.buf, index_size)
+        return result
+    finally:
+        PyBuffer_Release(&iv)
