@@ -385,8 +385,7 @@ cdef class ChunkPlan:
         for d in range(self.ndim):
             n = 0
             for g in range(self.grp_base[d], self.grp_base[d] + self.ngroups[d]):
-                if (self.g_complete[g]
-                        and (self.g_chunk[g] + 1) * self.chunk_shape[d] <= self.shape[d]):
+                if _covers_chunk(self, d, g):
                     n += 1
             total *= n
         return total
@@ -572,6 +571,11 @@ cdef class ChunkPlan:
         self._move(i, value, chunk, False)
 
 
+cdef inline bint _covers_chunk(ChunkPlan plan, int d, Py_ssize_t g) noexcept:
+    # Group g of axis d covers its whole chunk, which lies inside the array.
+    return plan.g_complete[g] and (plan.g_chunk[g] + 1) * plan.chunk_shape[d] <= plan.shape[d]
+
+
 cdef class CoveredScatter:
     """Every chunk a write covers, copied from the written value in the
     value's own order rather than chunk by chunk.
@@ -594,7 +598,6 @@ cdef class CoveredScatter:
     an index of a covered chunk.
     """
     cdef ChunkPlan plan
-    cdef object value
     cdef Py_buffer src
     cdef bint has_src
     cdef readonly bint usable
@@ -629,7 +632,6 @@ cdef class CoveredScatter:
             return
         get_strided_buffer(value, &self.src, False)
         self.has_src = True
-        self.value = value
         plan._check_operand(&self.src, False, "source")
         last = plan.ndim - 1
         if self.src.strides[last] != self.src.itemsize and self.src.shape[last] > 1:
@@ -641,7 +643,7 @@ cdef class CoveredScatter:
         for d in range(plan.ndim):
             self.nslots[d] = 0
             for g in range(plan.grp_base[d], plan.grp_base[d] + plan.ngroups[d]):
-                if plan.g_complete[g] and (plan.g_chunk[g] + 1) * plan.chunk_shape[d] <= plan.shape[d]:
+                if _covers_chunk(plan, d, g):
                     if d == last and plan.g_explicit[g] >= 0:
                         return  # runs must be contiguous in the chunk too
                     if plan.g_count[g] != plan.chunk_shape[d]:
@@ -659,7 +661,7 @@ cdef class CoveredScatter:
             used += self.nslots[d] * (2 * cl + 1)
             s = 0
             for g in range(plan.grp_base[d], plan.grp_base[d] + plan.ngroups[d]):
-                if plan.g_complete[g] and (plan.g_chunk[g] + 1) * cl <= plan.shape[d]:
+                if _covers_chunk(plan, d, g):
                     groups[d] = g
                     plan._offsets(groups, d, False, self.src.strides[d], self.pos_src[d] + s * cl)
                     plan._offsets(groups, d, True, cstride[d], self.pos_dst[d] + s * cl)

@@ -131,41 +131,45 @@ cdef bint _all_equal_words(const uint8_t* buf, Py_ssize_t n, word_t pattern) noe
     return True
 
 
+cdef bint bytes_all_equal(const uint8_t* buf, Py_ssize_t n, const uint8_t* pattern,
+                          Py_ssize_t size) noexcept nogil:
+    """True if each of the ``n`` ``size``-byte elements at ``buf`` has ``pattern``'s bits."""
+    cdef Py_ssize_t k
+    cdef uint16_t p2
+    cdef uint32_t p4
+    cdef uint64_t p8
+    if size == 1:
+        return _all_equal_words(buf, n, pattern[0])
+    if size == 2:
+        memcpy(&p2, pattern, 2)
+        return _all_equal_words(buf, n, p2)
+    if size == 4:
+        memcpy(&p4, pattern, 4)
+        return _all_equal_words(buf, n, p4)
+    if size == 8:
+        memcpy(&p8, pattern, 8)
+        return _all_equal_words(buf, n, p8)
+    for k in range(n):
+        if memcmp(buf + k * size, pattern, size) != 0:
+            return False
+    return True
+
+
 def all_equal(const uint8_t[::1] buf, const uint8_t[::1] pattern):
     """True if every ``len(pattern)``-byte element of ``buf`` has the pattern's bits.
 
     Bitwise, so ``-0.0`` differs from ``0.0`` and a chunk is only treated
     as "all fill value" when storing nothing loses nothing.
     """
-    cdef Py_ssize_t size = pattern.shape[0], n, k
-    cdef bint result = True
-    cdef uint8_t p1
-    cdef uint16_t p2
-    cdef uint32_t p4
-    cdef uint64_t p8
+    cdef Py_ssize_t size = pattern.shape[0], n
+    cdef bint result
     if size == 0 or buf.shape[0] % size:
         raise ValueError("buffer is not a whole number of pattern-sized elements")
     n = buf.shape[0] // size
     if n == 0:
         return True
     with nogil:
-        if size == 1:
-            p1 = pattern[0]
-            result = _all_equal_words(&buf[0], n, p1)
-        elif size == 2:
-            memcpy(&p2, &pattern[0], 2)
-            result = _all_equal_words(&buf[0], n, p2)
-        elif size == 4:
-            memcpy(&p4, &pattern[0], 4)
-            result = _all_equal_words(&buf[0], n, p4)
-        elif size == 8:
-            memcpy(&p8, &pattern[0], 8)
-            result = _all_equal_words(&buf[0], n, p8)
-        else:
-            for k in range(n):
-                if memcmp(&buf[k * size], &pattern[0], size) != 0:
-                    result = False
-                    break
+        result = bytes_all_equal(&buf[0], n, &pattern[0], size)
     return result
 
 

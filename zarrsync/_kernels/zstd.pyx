@@ -15,12 +15,13 @@ one, ``zarrsync`` keeps compressing through python-zstandard.
 """
 
 from libc.stdint cimport uint8_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
 
 from zarrsync._kernels.common cimport advise_hugepages
+from zarrsync._kernels.transform cimport bytes_all_equal
 
 cdef extern from "Python.h":
     int _PyBytes_Resize(PyObject** bytes, Py_ssize_t newsize) except -1
@@ -241,10 +242,7 @@ cdef class ShardPiece:
                 for k in range(count):
                     src = <const uint8_t*>rv.buf + k * n
                     with nogil:
-                        # All fill: the first element is the pattern and each
-                        # element equals the next one.
-                        empty = (memcmp(src, fv.buf, item) == 0
-                                 and memcmp(src, src + item, n - item) == 0)
+                        empty = bytes_all_equal(src, n // item, <const uint8_t*>fv.buf, item)
                         if not empty:
                             written = _compress2(ctx.cctx, dst + self.pos,
                                                  self.capacity - self.tail - self.pos, src, n)

@@ -242,8 +242,11 @@ class ShardingIndexed(ArrayToBytesCodec):
         at_start = self.index_location == "start"
         encoded = list(encoded)
         total = shard_kernels.shard_layout(encoded, entries, self.index_size, at_start)
-        index = self.index_chain.encode(entries.reshape(self.chunks_per_shard + (2,)))
-        return shard_kernels.join_shard(encoded, index, total, at_start)
+        return shard_kernels.join_shard(encoded, self.encode_index(entries), total, at_start)
+
+    def encode_index(self, entries):
+        """The encoded shard index of flat ``(offset, nbytes)`` uint64 ``entries``."""
+        return self.index_chain.encode(entries.reshape(self.chunks_per_shard + (2,)))
 
     def encode(self, array):
         self._require_bound()
@@ -258,5 +261,5 @@ class ShardingIndexed(ArrayToBytesCodec):
             # Every inner chunk is fill: an index of empty entries (the store
             # layer erases such shards; nested shards still need bytes).
             entries = np.full(2 * len(encoded), EMPTY, dtype=_INDEX_DTYPE)
-            return self.index_chain.encode(entries.reshape(self.chunks_per_shard + (2,)))
+            return self.encode_index(entries)
         return shard

@@ -616,20 +616,15 @@ class Hierarchy:
         job = CoveredScatter(plan, value)
         if not job.usable:
             return False
-        stripes = self._lock_stripes()
         fill_bytes = state.fill_bytes
         threads = config.get_threads()
         for box in job.boxes(_MAX_BATCH_BYTES):
             chunks = job.new_chunks(box)
             run_chunks(lambda part: job.copy(box, chunks, part, threads), threads,
                        len(chunks) * job.chunk_nbytes)
-            for i, chunk in zip(job.box_chunks(box).tolist(), chunks):
-                key = keys[i]
-                with stripes[hash(key) % _N_CHUNK_LOCKS]:
-                    if transform.all_equal(chunk, fill_bytes):
-                        self.erase(key)
-                    else:
-                        self.set(key, chunk)
+            self._store_whole_chunks(
+                [keys[i] for i in job.box_chunks(box).tolist()],
+                [None if transform.all_equal(c, fill_bytes) else c for c in chunks])
         return True
 
     def _write_small_chunks_at_once(self, state, plan, keys, value):
@@ -648,19 +643,23 @@ class Hierarchy:
             return False
         covered = plan.covered_chunks()
         per_batch = max(1, _MAX_BATCH_BYTES // state.chunk_nbytes)
-        stripes = self._lock_stripes()
         for start in range(0, len(covered), per_batch):
             indices = covered[start:start + per_batch]
             frames = chain.encode_covered_many(plan, indices, value, state.fill_bytes,
                                                config.get_threads())
-            for i, frame in zip(indices.tolist(), frames):
-                key = keys[i]
-                with stripes[hash(key) % _N_CHUNK_LOCKS]:
-                    if frame is None:
-                        self.erase(key)
-                    else:
-                        self.set(key, frame)
+            self._store_whole_chunks([keys[i] for i in indices.tolist()], frames)
         return True
+
+    def _store_whole_chunks(self, keys, values):
+        """Store each encoded chunk of ``values`` at its key of ``keys`` (erase
+        the key for ``None``: all fill value), each under its chunk lock."""
+        stripes = self._lock_stripes()
+        for key, value in zip(keys, values):
+            with stripes[hash(key) % _N_CHUNK_LOCKS]:
+                if value is None:
+                    self.erase(key)
+                else:
+                    self.set(key, value)
 
     def _write_buffer(self, state, plan, keys):
         """The buffer for this write's partial chunks, or ``None`` to write them through.

@@ -39,7 +39,6 @@ class ShardLayout:
         self.shape = meta.shape
         self.inner_shape = codec.chunk_shape
         self.per_shard = np.array(codec.chunks_per_shard, dtype=np.int64)
-        self.per_shard_tuple = tuple(codec.chunks_per_shard)
         self.n_inner = codec.n_inner
         inner_grid = [-(-s // c) for s, c in zip(meta.shape, self.inner_shape)]
         self.inner_grid = np.array(inner_grid, dtype=np.int64)
@@ -101,7 +100,7 @@ class ShardLayout:
     def locate(self, inner_coords):
         """``(shard_coords, position)`` of the inner chunk at ``inner_coords``."""
         shard, position = [], 0
-        for c, n in zip(inner_coords, self.per_shard_tuple):
+        for c, n in zip(inner_coords, self.codec.chunks_per_shard):
             shard.append(c // n)
             position = position * n + c % n
         return tuple(shard), position
@@ -350,7 +349,7 @@ class ShardLayout:
                 if k in by_shard:
                     assembled[k] = zstd_kernel.finish_shard(
                         by_shard[k], self.n_inner, self.codec.index_size,
-                        self.codec.index_location == "start", self._encode_index)
+                        self.codec.index_location == "start", self.codec.encode_index)
                 else:
                     assembled[k] = self.codec.assemble(shards[k])
 
@@ -439,9 +438,6 @@ class ShardLayout:
                 raise CodecError(f"zstd could not compress an inner chunk: {e}") from None
             start = stop
         piece.out = out
-
-    def _encode_index(self, entries):
-        return self.codec.index_chain.encode(entries.reshape(self.codec.chunks_per_shard + (2,)))
 
     def _kept_inner(self, store, key, shard_coords, plan, indices, positions):
         """``(encoded, old)`` for a shard about to be rewritten.
