@@ -16,7 +16,7 @@ from zarrsync._kernels import zstd as zstd_kernel
 from zarrsync.codecs import Bytes, Crc32c, ShardingIndexed, Zstd
 from zarrsync.codecs._zstd import native_available
 from zarrsync.config import get_threads, set_threads
-from zarrsync.storage._sharded import ShardLayout
+from zarrsync.storage._sharded import ShardLayout, _DirectShard, _DirectWork
 
 pytestmark = pytest.mark.skipif(not native_available(),
                                 reason="no libzstd with exported symbols to call")
@@ -157,3 +157,73 @@ def test_piece_checks_sizes():
     piece.add_stored(0, b"x")
     with pytest.raises(ValueError):
         zstd_kernel.finish_shard([piece], 8, 4, False, lambda e: b"INDX")
+
+
+@pytest.mark.parametrize("location", ["start", "end"])
+def test_steps_taken_from_the_back_join_their_shard_in_order(monkeypatch, threads, location):
+    # Owners stop after one step each, so every shard is finished by a
+    # thread taking its steps from the back into a piece of its own.
+    threads(1)
+    real_take = _DirectWork.take
+    taken = []
+
+    def take(self, job, owner):
+        if owner and job.front >= 1:
+            return None
+        step = real_take(self, job, owner)
+        taken.append((job.shard, owner, step is not None))
+        return step
+
+    monkeypatch.setattr(_DirectWork, "take", take)
+    data = smooth((64, 48), "float64", seed=3)
+    data[8:16, 0:16] = 0   # an inner chunk of fill inside a stolen run
+    writes = [((slice(None),) * 2, data),
+              # kept chunks (stored bytes) among the stolen steps
+              ((slice(0, 32), slice(0, 16)), smooth((32, 16), "float64", seed=4))]
+    direct, python, used = write_both_ways(monkeypatch, data.shape, (32, 48), (8, 16), writes,
+                                           location=location, dtype="float64")
+    assert used and direct == python
+    assert any(not owner and got for _, owner, got in taken)
+
+
+def test_direct_work_hands_out_each_step_once():
+    jobs = [_DirectShard(k, [], [([p], [p]) for p in range(n)]) for k, n in enumerate((3, 5))]
+    work = _DirectWork(jobs)
+    assert (work.n_steps, work.n_chunks) == (8, 8)
+    a, owner, steps = work.claim()
+    assert (a.shard, owner, len(steps)) == (0, True, 3)
+    b, owner, steps = work.claim()
+    assert (b.shard, owner, len(steps)) == (1, True, 5)
+    assert work.take(b, True) == ([0], [0])
+    # Every shard claimed: a thief gets the one with most steps left, from the back.
+    c, owner, steps = work.claim()
+    assert (c.shard, owner, len(steps)) == (1, False, 4)
+    assert work.take(c, False) == ([4], [4])
+    got = [work.take(a, True) for _ in range(3)] + [work.take(b, True) for _ in range(3)]
+    assert got == [([0], [0]), ([1], [1]), ([2], [2]), ([1], [1]), ([2], [2]), ([3], [3])]
+    assert work.take(a, True) is None and work.take(c, False) is None
+    assert work.claim() is None
+    assert _DirectWork([]).claim() is None
+
+
+def test_finish_shard_puts_stolen_frames_in_position_order():
+    ctx = zstd_kernel.Context(1, False)
+    chunks = [bytes([k]) * 16 for k in range(1, 6)]
+    owner = zstd_kernel.ShardPiece(5, 16, 0, 4)
+    owner.add(ctx, chunks[0] + chunks[1], [0, 1], b"\0")
+    thief = zstd_kernel.ShardPiece(3, 16)
+    thief.add(ctx, chunks[4], [4], b"\0")
+    thief.add_stored(3, b"kept")
+    other = zstd_kernel.ShardPiece(1, 16)
+    other.add(ctx, chunks[2], [2], b"\0")
+    seen = []
+    shard = zstd_kernel.finish_shard([owner, thief, other], 6, 4, False,
+                                     lambda e: seen.append(e.copy()) or b"INDX")
+    entries = seen[0].reshape(6, 2)
+    assert list(entries[:, 0]) == sorted(entries[:5, 0]) + [2**64 - 1]
+    d = zstandard.ZstdDecompressor()
+    for p in (0, 1, 2, 4):
+        offset, size = entries[p]
+        assert d.decompress(shard[offset:offset + size]) == chunks[p]
+    assert shard[entries[3, 0]:entries[3, 0] + 4] == b"kept"
+    assert shard.endswith(b"INDX") and len(shard) == int(entries[4].sum()) + 4

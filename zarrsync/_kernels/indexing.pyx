@@ -739,11 +739,15 @@ cdef class CoveredScatter:
                 d -= 1
         return out
 
-    def new_chunks(self, tuple box):
-        """New, unfilled ``bytes`` for the chunks of ``box`` (for ``copy``)."""
+    def new_chunks(self, tuple box, make=None):
+        """Unfilled ``bytes`` for the chunks of ``box`` (for ``copy``): new
+        ones, or ``make(chunk_nbytes)`` each (which must return a ``bytes``
+        nobody else holds)."""
         cdef Py_ssize_t lo[MAX_NDIM]
         cdef Py_ssize_t ext[MAX_NDIM]
         cdef Py_ssize_t n = self._box_extents(box, lo, ext)
+        if make is not None:
+            return [make(self.chunk_nbytes) for _ in range(n)]
         return [PyBytes_FromStringAndSize(NULL, self.chunk_nbytes) for _ in range(n)]
 
     def copy(self, tuple box, list chunks, Py_ssize_t part=0, Py_ssize_t parts=1):

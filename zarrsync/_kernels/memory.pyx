@@ -14,6 +14,9 @@ nearly its size (``drop_kept_block`` frees it).
 
 import numpy
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+
 from zarrsync._kernels.common cimport advise_hugepages  # emits zs_advise_hugepages, used below
 
 cdef extern from "numpy/arrayobject.h":
@@ -198,3 +201,103 @@ def new_output(shape, dtype):
     for extent in shape:
         n *= extent
     return empty(shape, dtype) if n >= STREAM_MIN_BYTES else numpy.empty(shape, dtype)
+
+
+# -- bytes objects filled again instead of freed ------------------------------------
+# A write of uncompressed chunks makes a new ``bytes`` per chunk, and the
+# stored one it replaces is freed. glibc hands large freed blocks back to
+# the kernel, so the next write's chunks land on new pages, each zeroed and
+# mapped on first touch: on this kind of machine about a quarter of the CPU
+# time of rewriting an uncompressed array. A replaced chunk that nothing
+# else references is instead kept and filled again by the next new chunk of
+# its size.
+
+cdef extern from *:
+    """
+    /* A bytes object of exactly ``size`` bytes held by ``owners`` references
+       only, whose hash was never computed (the cached hash, just before the
+       data, would go stale when the data is filled again). */
+    static int zs_bytes_reusable(PyObject* o, Py_ssize_t size, Py_ssize_t owners) {
+    #ifdef Py_GIL_DISABLED
+        (void)o; (void)size; (void)owners;
+        return 0;  /* reference counts alone do not prove sole ownership there */
+    #else
+        Py_hash_t hash;
+        if (!PyBytes_CheckExact(o) || PyBytes_GET_SIZE(o) != size || Py_REFCNT(o) != owners)
+            return 0;
+        memcpy(&hash, PyBytes_AS_STRING(o) - sizeof(Py_hash_t), sizeof hash);
+        return hash == -1;
+    #endif
+    }
+    """
+    bint zs_bytes_reusable(PyObject* o, Py_ssize_t size, Py_ssize_t owners) noexcept
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    void Py_INCREF_raw "Py_INCREF"(PyObject*)
+    void Py_DECREF_raw "Py_DECREF"(PyObject*)
+
+
+def replace_value(dict data, key, value, Py_ssize_t reusable_size):
+    """``data[key] = value``; returns the value it replaced if that was a
+    ``bytes`` of ``reusable_size`` bytes referenced by ``data`` alone (so
+    now by the caller alone: free to be filled again), else ``None``."""
+    cdef PyObject* old = PyDict_GetItemWithError(data, key)
+    if old == NULL or not zs_bytes_reusable(old, reusable_size, 1):
+        data[key] = value
+        return None
+    Py_INCREF_raw(old)  # ours, before the dict lets go of its own
+    try:
+        data[key] = value
+        result = <object>old
+    finally:
+        Py_DECREF_raw(old)
+    return result
+
+
+#: At most this many bytes of ``bytes`` objects are kept for reuse, all sizes together.
+REUSE_MAX_BYTES = 1 << 24
+
+cdef dict _reusable = {}   # size -> [bytes, ...]
+cdef Py_ssize_t _reusable_total = 0
+
+
+def reuse_later(obj):
+    """Keep ``obj``, a ``bytes`` its caller alone holds (from ``replace_value``),
+    for a later ``new_bytes`` of its size; beyond ``REUSE_MAX_BYTES`` it is
+    dropped."""
+    global _reusable_total
+    if type(obj) is not bytes:
+        return
+    cdef Py_ssize_t size = len(obj)
+    if _reusable_total + size > REUSE_MAX_BYTES:
+        return
+    _reusable.setdefault(size, []).append(obj)
+    _reusable_total += size
+
+
+def new_bytes(Py_ssize_t size):
+    """A ``bytes`` of ``size`` bytes, with undefined contents, to be filled
+    before anyone else sees it: a kept one (``reuse_later``) that nothing
+    else references, else a new one."""
+    global _reusable_total
+    kept = _reusable.get(size)
+    while kept:
+        obj = kept.pop()
+        _reusable_total -= size
+        # The list's reference is now ``obj``'s; any other means it is shared.
+        if zs_bytes_reusable(<PyObject*>obj, size, 1):
+            return obj
+    return PyBytes_FromStringAndSize(NULL, size)
+
+
+def reusable_total():
+    """Bytes held by ``bytes`` objects kept for reuse (``reuse_later``)."""
+    return _reusable_total
+
+
+def drop_reusable():
+    """Free every ``bytes`` kept for reuse."""
+    global _reusable_total
+    _reusable.clear()
+    _reusable_total = 0

@@ -179,7 +179,7 @@ cdef class ShardPiece:
     one buffer, with each one's position in the shard and size.
 
     ``lead`` and ``tail`` bytes are left free before and after the frames
-    (the shard index), so a shard made of one piece is finished in place.
+    (the shard index), so a shard is finished in its own piece's buffer.
     (Compressing into a reused per-thread buffer and copying out the frames
     measured slower: the copy costs more than the fresh pages it saves.)
     """
@@ -297,34 +297,60 @@ cdef object _resize_owned(PyObject* raw, Py_ssize_t size):
 
 def finish_shard(list pieces, Py_ssize_t n_inner, Py_ssize_t index_size, bint index_at_start,
                  encode_index):
-    """The shard made of ``pieces`` (frames in piece order), or ``None`` if it holds
-    no inner chunk.
+    """The shard made of ``pieces``, or ``None`` if it holds no inner chunk.
 
-    ``encode_index(entries)`` gets the flat ``(offset, nbytes)`` uint64 array
-    (``2 * n_inner`` values, empty entries ``2**64 - 1``) and returns the encoded
-    index of ``index_size`` bytes. A shard of one piece is that piece's buffer,
-    index written in and the unused end cut off; more pieces are copied into
-    one new buffer. Pieces are used up.
+    ``pieces[0]`` is the shard's own buffer, with room for the index (its
+    ``lead`` or ``tail``); the frames of any further pieces (inner chunks
+    other threads took from the end of the shard) are copied in after its
+    own, in shard position order, so the frames of a shard written in
+    position order stay in that order. ``encode_index(entries)`` gets the
+    flat ``(offset, nbytes)`` uint64 array (``2 * n_inner`` values, empty
+    entries ``2**64 - 1``) and returns the encoded index of ``index_size``
+    bytes, which is written in before the unused end is cut off. Pieces are
+    used up.
     """
     import numpy
+    cdef ShardPiece owner = pieces[0]
     cdef ShardPiece piece
-    cdef Py_ssize_t offset = index_size if index_at_start else 0
-    cdef Py_ssize_t total, pos, n
-    cdef const uint8_t* src
+    cdef Py_ssize_t offset, total, moved_bytes = 0, size
     cdef Py_buffer iv
-    cdef uint8_t* out
     cdef PyObject* raw
+    if owner.lead != (index_size if index_at_start else 0) or owner.tail < (
+            0 if index_at_start else index_size):
+        raise ValueError("the piece has no room for the index")
+    moved = []
+    for piece in pieces[1:]:
+        offset = piece.lead
+        for p, nbytes in zip(piece.positions, piece.sizes):
+            if nbytes is not None:
+                moved.append((p, offset, nbytes, piece))
+                offset += <Py_ssize_t>nbytes
+                moved_bytes += <Py_ssize_t>nbytes
+    if moved:
+        moved.sort(key=_first)
+        if owner.capacity - owner.tail - owner.pos < moved_bytes:
+            owner._grow(moved_bytes)
+        for p, offset, nbytes, piece in moved:
+            size = nbytes
+            memcpy(owner.data + owner.pos, piece.data + offset, size)
+            owner.pos += size
+            owner.positions.append(p)
+            owner.sizes.append(nbytes)
+        for piece in pieces[1:]:
+            piece.buf = None
+            piece.data = NULL
+            piece.capacity = 0
     entries_array = numpy.full(2 * n_inner, EMPTY, dtype=numpy.uint64)
     cdef uint64_t[::1] entries = entries_array
     cdef bint any_stored = False
-    for piece in pieces:
-        for p, size in zip(piece.positions, piece.sizes):
-            if size is None:
-                continue
-            entries[2 * <Py_ssize_t>p] = offset
-            entries[2 * <Py_ssize_t>p + 1] = <Py_ssize_t>size
-            offset += <Py_ssize_t>size
-            any_stored = True
+    offset = owner.lead
+    for p, nbytes in zip(owner.positions, owner.sizes):
+        if nbytes is None:
+            continue
+        entries[2 * <Py_ssize_t>p] = offset
+        entries[2 * <Py_ssize_t>p + 1] = <Py_ssize_t>nbytes
+        offset += <Py_ssize_t>nbytes
+        any_stored = True
     if not any_stored:
         return None
     total = offset if index_at_start else offset + index_size
@@ -333,31 +359,16 @@ def finish_shard(list pieces, Py_ssize_t n_inner, Py_ssize_t index_size, bint in
     try:
         if iv.len != index_size:
             raise ValueError(f"the encoded index has {iv.len} bytes, expected {index_size}")
-        if len(pieces) == 1:
-            piece = pieces[0]
-            if piece.lead != (index_size if index_at_start else 0) or piece.tail < (
-                    0 if index_at_start else index_size):
-                raise ValueError("the piece has no room for the index")
-            out = <uint8_t*>PyBytes_AS_STRING(piece.buf)
-            memcpy(out + (0 if index_at_start else piece.pos), iv.buf, index_size)
-            raw = <PyObject*>piece.buf
-            Py_INCREF_raw(raw)
-            piece.buf = None  # now our reference is the only one
-            piece.data = NULL
-            piece.capacity = 0
-            return _resize_owned(raw, total)
-        result = PyBytes_FromStringAndSize(NULL, total)
-        out = <uint8_t*>PyBytes_AS_STRING(result)
-        pos = index_size if index_at_start else 0
-        for piece in pieces:
-            src = piece.data + piece.lead
-            n = piece.pos - piece.lead
-            with nogil:
-                memcpy(out + pos, src, n)
-            pos += n
-            piece.buf = None
-            piece.data = NULL
-        memcpy(out + (0 if index_at_start else pos), iv.buf, index_size)
-        return result
+        memcpy(owner.data + (0 if index_at_start else owner.pos), iv.buf, index_size)
     finally:
         PyBuffer_Release(&iv)
+    raw = <PyObject*>owner.buf
+    Py_INCREF_raw(raw)
+    owner.buf = None  # now our reference is the only one
+    owner.data = NULL
+    owner.capacity = 0
+    return _resize_owned(raw, total)
+
+
+def _first(item):
+    return item[0]

@@ -47,6 +47,14 @@ class Store(Hierarchy, metaclass=ABCMeta):
     def get(self, key):
         """The value at ``key`` as ``bytes``, or ``None`` if absent."""
 
+    def _set_reusing_old(self, key, value, size):
+        """``set(key, value)``; returns the value replaced if it is a ``bytes``
+        of ``size`` bytes that nothing else references any more (a backend
+        holding values as objects may tell), for the caller to fill again
+        (``_kernels.memory.reuse_later``), else ``None``."""
+        self.set(key, value)
+        return None
+
     @abstractmethod
     def get_partial_values(self, key_ranges):
         """One ``bytes`` (or ``None`` if the key is absent) per ``(key, offset, length)``.

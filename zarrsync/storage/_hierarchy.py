@@ -619,12 +619,13 @@ class Hierarchy:
         fill_bytes = state.fill_bytes
         threads = config.get_threads()
         for box in job.boxes(_MAX_BATCH_BYTES):
-            chunks = job.new_chunks(box)
+            chunks = job.new_chunks(box, memory.new_bytes)
             run_chunks(lambda part: job.copy(box, chunks, part, threads), threads,
                        len(chunks) * job.chunk_nbytes)
             self._store_whole_chunks(
                 [keys[i] for i in job.box_chunks(box).tolist()],
-                [None if transform.all_equal(c, fill_bytes) else c for c in chunks])
+                [None if transform.all_equal(c, fill_bytes) else c for c in chunks],
+                reuse_size=job.chunk_nbytes)
         return True
 
     def _write_small_chunks_at_once(self, state, plan, keys, value):
@@ -650,14 +651,21 @@ class Hierarchy:
             self._store_whole_chunks([keys[i] for i in indices.tolist()], frames)
         return True
 
-    def _store_whole_chunks(self, keys, values):
+    def _store_whole_chunks(self, keys, values, reuse_size=0):
         """Store each encoded chunk of ``values`` at its key of ``keys`` (erase
-        the key for ``None``: all fill value), each under its chunk lock."""
+        the key for ``None``: all fill value), each under its chunk lock.
+
+        With ``reuse_size``, replaced values of that many bytes that nothing
+        else references are kept to be filled again (``memory.new_bytes``)
+        instead of freed: new chunks then land on pages already mapped.
+        """
         stripes = self._lock_stripes()
         for key, value in zip(keys, values):
             with stripes[hash(key) % _N_CHUNK_LOCKS]:
                 if value is None:
                     self.erase(key)
+                elif reuse_size:
+                    memory.reuse_later(self._set_reusing_old(key, value, reuse_size))
                 else:
                     self.set(key, value)
 

@@ -6,6 +6,7 @@ method holds the store's lock for the dict work it does.
 
 import threading
 
+from .._kernels import memory
 from ._base import Store
 
 __all__ = ["MemoryStore"]
@@ -108,6 +109,12 @@ class MemoryStore(Store):
         with self._lock:
             self._data[key] = value
             self._facts.pop(key, None)
+
+    def _set_reusing_old(self, key, value, size):
+        # For internal writers only: ``key`` is a str and ``value`` bytes.
+        with self._lock:
+            self._facts.pop(key, None)
+            return memory.replace_value(self._data, key, value, size)
 
     def erase(self, key):
         with self._lock:

@@ -55,7 +55,7 @@ class ShardLayout:
         self.fill_bytes = None if self.vlen else self.fill_0d.reshape(1).view(np.uint8)
         # Bytes of one decoded inner chunk: how the thread pool sizes the work.
         self.inner_nbytes = int(np.prod(self.inner_shape, dtype=np.int64)) * self.dtype.itemsize
-        self._local = threading.local()  # each thread's gather buffer (_fill_piece)
+        self._local = threading.local()  # each thread's gather buffer (_direct_worker)
 
     @staticmethod
     def applies_to(chain):
@@ -293,7 +293,7 @@ class ShardLayout:
         the pool at once), assembles each shard (on the pool too) and stores it.
         A shard whose written inner chunks are all whole goes the direct way
         when the inner chain is zstd alone: libzstd compresses its inner
-        chunks into the shard's own buffer (``_fill_piece``), with no
+        chunks into the shard's own buffer (``_direct_worker``), with no
         ``bytes`` per chunk and no copy into the shard.
         """
         plan = self.plan(sel)
@@ -314,7 +314,7 @@ class ShardLayout:
                     items.extend((i, p, c, key, encoded, old) for i, p, c
                                  in zip(indices, positions, inner_coords))
                 shards.append(encoded)
-            pieces = self._direct_pieces(direct, shards)
+            work = _DirectWork(self._direct_shards(direct, shards))
 
             inner = self.codec.inner
             compressed = bool(inner.bytes_bytes)
@@ -335,20 +335,19 @@ class ShardLayout:
                 if k < len(items):
                     encode_inner(k)
                 else:
-                    self._fill_piece(zstd, plan, value, pieces[k - len(items)])
+                    self._direct_worker(zstd, plan, value, work)
 
-            n_encoded = len(items) + sum(len(piece.run) for piece in pieces)
-            run_chunks(encode, len(items) + len(pieces),
+            n_encoded = len(items) + work.n_chunks
+            run_chunks(encode, len(items) + min(get_threads(), work.n_steps),
                        n_encoded * self.inner_nbytes if compressed else 0)
             assembled = [None] * len(shards)
-            by_shard = {}
-            for piece in pieces:
-                by_shard.setdefault(piece.shard, []).append(piece.out)
+            by_shard = {job.shard: job for job in work.shards}
 
             def assemble(k):
-                if k in by_shard:
+                job = by_shard.get(k)
+                if job is not None:
                     assembled[k] = zstd_kernel.finish_shard(
-                        by_shard[k], self.n_inner, self.codec.index_size,
+                        [job.owner, *job.stolen], self.n_inner, self.codec.index_size,
                         self.codec.index_location == "start", self.codec.encode_index)
                 else:
                     assembled[k] = self.codec.assemble(shards[k])
@@ -373,71 +372,63 @@ class ShardLayout:
             return None
         return codec
 
-    def _direct_pieces(self, direct, shards):
-        """Split the direct shards' inner chunks into pieces of work:
-        ``[_Piece, ...]``, in shard order.
-
-        A piece is a run of positions in shard order; one piece per shard is
-        finished in place. A shard is split only when the shards alone would
-        leave threads idle (fewer shards than threads, or an uneven share of
-        few shards).
-        """
-        if not direct:
-            return []
-        threads = get_threads()
-        n = len(direct)
-        split = 1
-        if n % threads and n < 4 * threads:
-            split = -(-4 * threads // n)
-        at_start = self.codec.index_location == "start"
-        index_size = self.codec.index_size
-        pieces = []
+    def _direct_shards(self, direct, shards):
+        """``[_DirectShard, ...]`` for the shards written the direct way
+        (``direct``: ``(shard, plan indices, positions)``), in shard order."""
+        group = max(1, _DIRECT_GROUP_BYTES // self.inner_nbytes)
+        jobs = []
         for k, indices, positions in direct:
             kept = shards[k]
             order = dict(zip(positions, indices))
             run = sorted(set(order) | {p for p, c in enumerate(kept) if c is not None})
-            run = [(p, order.get(p)) for p in run]
-            count = min(split, len(run)) or 1
-            for j in range(count):
-                part = run[j * len(run) // count:(j + 1) * len(run) // count]
-                pieces.append(_Piece(k, part, kept, index_size if count == 1 else 0, at_start))
-        return pieces
+            steps = []
+            for p in run:
+                i = order.get(p)
+                last = steps[-1] if steps else None
+                if (i is None or last is None or last[1] is None
+                        or len(last[0]) == group):
+                    steps.append(([p], None if i is None else [i]))
+                else:
+                    last[0].append(p)
+                    last[1].append(i)
+            jobs.append(_DirectShard(k, kept, steps))
+        return jobs
 
-    def _fill_piece(self, zstd, plan, value, piece):
-        """Compress a piece's written inner chunks a group at a time (gathered
-        into this thread's buffer, one GIL-free call per group) and copy its
-        kept ones."""
-        run, kept = piece.run, piece.kept
-        n = self.inner_nbytes
-        group = max(1, _DIRECT_GROUP_BYTES // n)
-        local = self._local
-        raw = getattr(local, "raw", None)
-        if raw is None or len(raw) != group * n:
-            raw = local.raw = memoryview(bytearray(group * n))
-        touched = sum(i is not None for _, i in run)
-        extra = sum(len(kept[p]) for p, i in run if i is None)
-        lead = piece.index_size if piece.at_start else 0
-        out = zstd_kernel.ShardPiece(touched, n, lead, piece.index_size - lead, extra)
+    def _direct_worker(self, zstd, plan, value, work):
+        """Take direct shards and their steps from ``work`` until none is left:
+        a shard nobody has started is this thread's own (frames go into its
+        buffer, from the front); then steps from the back of the shard with
+        most left, into a piece of this thread's own."""
         ctx = zstd.native_context()
-        start = 0
-        while start < len(run):
-            if run[start][1] is None:
-                out.add_stored(run[start][0], kept[run[start][0]])
-                start += 1
-                continue
-            stop = start
-            while stop < len(run) and stop - start < group and run[stop][1] is not None:
-                stop += 1
-            batch = run[start:stop]
-            indices = np.array([i for _, i in batch], dtype=np.int64)
-            buf = raw[:len(batch) * n]
-            plan.scatter_many_to_bytes(indices, value, buf)
-            try:
-                out.add(ctx, buf, [p for p, _ in batch], self.fill_bytes)
-            except zstd_kernel.ZstdFailed as e:
-                raise CodecError(f"zstd could not compress an inner chunk: {e}") from None
-            start = stop
-        piece.out = out
+        n = self.inner_nbytes
+        raw = getattr(self._local, "raw", None)
+        group = max(1, _DIRECT_GROUP_BYTES // n)
+        if raw is None or len(raw) != group * n:
+            raw = self._local.raw = memoryview(bytearray(group * n))
+        index_size = self.codec.index_size
+        lead = index_size if self.codec.index_location == "start" else 0
+        while (claim := work.claim()) is not None:
+            job, owner, steps = claim
+            written = sum(len(ps) for ps, indices in steps if indices is not None)
+            stored = sum(len(job.kept[ps[0]]) for ps, indices in steps
+                         if indices is None and job.kept[ps[0]] is not None)
+            if owner:
+                piece = job.owner = zstd_kernel.ShardPiece(written, n, lead, index_size - lead,
+                                                           stored)
+            else:
+                piece = zstd_kernel.ShardPiece(written, n, 0, 0, stored)
+                job.stolen.append(piece)
+            while (step := work.take(job, owner)) is not None:
+                positions, indices = step
+                if indices is None:
+                    piece.add_stored(positions[0], job.kept[positions[0]])
+                    continue
+                buf = raw[:len(indices) * n]
+                plan.scatter_many_to_bytes(np.array(indices, dtype=np.int64), value, buf)
+                try:
+                    piece.add(ctx, buf, positions, self.fill_bytes)
+                except zstd_kernel.ZstdFailed as e:
+                    raise CodecError(f"zstd could not compress an inner chunk: {e}") from None
 
     def _kept_inner(self, store, key, shard_coords, plan, indices, positions):
         """``(encoded, old)`` for a shard about to be rewritten.
@@ -464,22 +455,73 @@ class ShardLayout:
         return encoded, old
 
 
-class _Piece:
-    """Inner chunks of one shard compressed together on the direct way:
-    ``run`` lists ``(position, plan index)`` in shard order, the index
-    ``None`` for a kept chunk (stored bytes ``kept[position]``); ``out`` is
-    the filled ``ShardPiece``. ``index_size`` bytes are left for the index
-    when the piece is the whole shard."""
+class _DirectShard:
+    """A shard written the direct way.
 
-    __slots__ = ("shard", "run", "kept", "index_size", "at_start", "out")
+    ``steps`` are its inner chunks in shard order, as they are compressed:
+    ``(positions, plan indices)`` for a run of written chunks (one call to
+    libzstd), ``([position], None)`` for a chunk kept as stored
+    (``kept[position]``, ``None`` if empty). The thread that claims the
+    shard takes steps from the front into ``owner``, the shard's own
+    buffer; threads with nothing else left take them from the back into
+    ``stolen`` pieces, joined in after the owner's frames.
+    """
 
-    def __init__(self, shard, run, kept, index_size, at_start):
+    __slots__ = ("shard", "kept", "steps", "front", "back", "owner", "stolen")
+
+    def __init__(self, shard, kept, steps):
         self.shard = shard
-        self.run = run
         self.kept = kept
-        self.index_size = index_size
-        self.at_start = at_start
-        self.out = None
+        self.steps = steps
+        self.front = 0
+        self.back = len(steps)
+        self.owner = None
+        self.stolen = []
+
+
+class _DirectWork:
+    """The steps of the direct shards of one write, handed to threads.
+
+    Each shard has one owner, so a shard's frames are mostly compressed
+    straight into its own buffer; a thread that finds every shard claimed
+    helps the one with most steps left instead of waiting, so no thread
+    idles while another still has a shard to finish (shards are few and
+    large, and unequally fast to compress).
+    """
+
+    def __init__(self, shards):
+        self.shards = shards
+        self.n_steps = sum(len(job.steps) for job in shards)
+        self.n_chunks = sum(len(step[0]) for job in shards for step in job.steps)
+        self._lock = threading.Lock()
+        self._claimed = 0
+
+    def claim(self):
+        """``(shard, True, steps)`` for a shard nobody has claimed, else
+        ``(shard, False, steps)`` for the one with most steps left (``steps``:
+        those still untaken, the most the caller can get), or ``None``."""
+        with self._lock:
+            if self._claimed < len(self.shards):
+                job = self.shards[self._claimed]
+                self._claimed += 1
+                return job, True, job.steps[job.front:job.back]
+            if not self.shards:
+                return None
+            job = max(self.shards, key=lambda j: j.back - j.front)
+            if job.back <= job.front:
+                return None
+            return job, False, job.steps[job.front:job.back]
+
+    def take(self, job, owner):
+        """The next step of ``job`` from the front (owner) or back, or ``None``."""
+        with self._lock:
+            if job.front >= job.back:
+                return None
+            if owner:
+                job.front += 1
+                return job.steps[job.front - 1]
+            job.back -= 1
+            return job.steps[job.back]
 
 
 #: Inner chunks are gathered and compressed this many bytes at a time on the
