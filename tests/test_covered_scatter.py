@@ -149,14 +149,20 @@ def test_copy_checks_its_arguments():
 
 @contextlib.contextmanager
 def boxes_of(max_bytes, threads):
-    saved = _hierarchy._MAX_BATCH_BYTES, zs.config.get_threads()
+    """Boxes of at most ``max_bytes``; with several threads, every box is
+    split into parts taken on the pool, however small."""
+    config = zs.config
+    saved = (_hierarchy._MAX_BATCH_BYTES, config.get_threads(), config.MIN_PARALLEL_BYTES,
+             config.MIN_PARALLEL_CHUNK_BYTES)
     _hierarchy._MAX_BATCH_BYTES = max_bytes
-    zs.config.set_threads(threads)
+    config.set_threads(threads)
+    config.MIN_PARALLEL_BYTES = config.MIN_PARALLEL_CHUNK_BYTES = 0
     try:
         yield
     finally:
-        _hierarchy._MAX_BATCH_BYTES = saved[0]
-        zs.config.set_threads(saved[1])
+        (_hierarchy._MAX_BATCH_BYTES, _, config.MIN_PARALLEL_BYTES,
+         config.MIN_PARALLEL_CHUNK_BYTES) = saved
+        config.set_threads(saved[1])
 
 
 @pytest.fixture

@@ -47,6 +47,8 @@ _LOCKS_GUARD = threading.Lock()
 # in a batch.
 _MIN_BATCHED_CHUNKS = 32
 _MAX_BATCH_BYTES = 16 << 20
+#: A box of uncompressed chunks is copied in this many parts per thread.
+_PARTS_PER_THREAD = 4
 
 # Which Python value kinds a data type accepts on write (NumPy kind letters).
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
@@ -620,8 +622,11 @@ class Hierarchy:
         threads = config.get_threads()
         for box in job.boxes(_MAX_BATCH_BYTES):
             chunks = job.new_chunks(box, memory.new_bytes)
-            run_chunks(lambda part: job.copy(box, chunks, part, threads), threads,
-                       len(chunks) * job.chunk_nbytes)
+            nbytes = len(chunks) * job.chunk_nbytes
+            # More parts than threads, taken as threads come free: a thread
+            # slowed down (by the hypervisor, say) does not hold up the box.
+            parts = _PARTS_PER_THREAD * threads if nbytes >= config.MIN_PARALLEL_BYTES else 1
+            run_chunks(lambda part: job.copy(box, chunks, part, parts), parts, nbytes)
             self._store_whole_chunks(
                 [keys[i] for i in job.box_chunks(box).tolist()],
                 [None if transform.all_equal(c, fill_bytes) else c for c in chunks],
