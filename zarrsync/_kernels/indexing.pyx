@@ -30,6 +30,77 @@ import numpy
 # (see memory.new_output).
 cdef Py_ssize_t STREAM_MIN_BYTES = _STREAM_MIN_BYTES
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Streaming the rows of a chunk whose data does not start on a cache
+       line. Each row is a whole number of lines long, so every row starts
+       at the same offset m into a line: its first 64 - m bytes complete the
+       line the previous row of the chunk ended in. The last m bytes of a row
+       are held back (``zs_pending``) and streamed together with the start
+       of the next row as one whole line, so every line but the chunk's
+       first and last is written whole with non-temporal stores (a partly
+       streamed line costs a read-modify-write in memory). */
+    typedef struct { unsigned char bytes[64]; char* line; int held; } zs_pending;
+    #if defined(__SSE2__) || defined(_M_X64)
+    #include <emmintrin.h>
+    #define ZS_CAN_STREAM_ROWS 1
+    static inline void zs_pending_flush(zs_pending* p) {
+        if (p->held) memcpy(p->line, p->bytes, (size_t)p->held);
+        p->held = 0;
+    }
+    static inline void zs_stream_line(char* dst, const unsigned char* src) {
+        __m128i a = _mm_loadu_si128((const __m128i*)src);
+        __m128i b = _mm_loadu_si128((const __m128i*)(src + 16));
+        __m128i c = _mm_loadu_si128((const __m128i*)(src + 32));
+        __m128i d = _mm_loadu_si128((const __m128i*)(src + 48));
+        _mm_stream_si128((__m128i*)dst, a);
+        _mm_stream_si128((__m128i*)(dst + 16), b);
+        _mm_stream_si128((__m128i*)(dst + 32), c);
+        _mm_stream_si128((__m128i*)(dst + 48), d);
+    }
+    /* dst is 16-byte aligned, n a multiple of 64. */
+    static inline void zs_stream_row(zs_pending* p, char* dst, const char* src, size_t n) {
+        size_t m = (uintptr_t)dst & 63, k = 0;
+        if (m) {
+            char* line = dst - m;
+            if (p->held == (int)m && p->line == line) {
+                memcpy(p->bytes + m, src, 64 - m);
+                zs_stream_line(line, p->bytes);
+                p->held = 0;
+            } else {
+                zs_pending_flush(p);
+                memcpy(dst, src, 64 - m);
+            }
+            k = 64 - m;
+        } else {
+            zs_pending_flush(p);
+        }
+        for (; k + 64 <= n; k += 64) zs_stream_line(dst + k, (const unsigned char*)src + k);
+        if (k < n) {
+            p->line = dst + k;
+            p->held = (int)(n - k);
+            memcpy(p->bytes, src + k, n - k);
+        }
+    }
+    static inline void zs_rows_fence(void) { _mm_sfence(); }
+    #else
+    #define ZS_CAN_STREAM_ROWS 0
+    static inline void zs_pending_flush(zs_pending* p) { (void)p; }
+    static inline void zs_stream_row(zs_pending* p, char* dst, const char* src, size_t n) {
+        (void)p; memcpy(dst, src, n);
+    }
+    static inline void zs_rows_fence(void) { }
+    #endif
+    """
+    ctypedef struct zs_pending:
+        int held
+    bint ZS_CAN_STREAM_ROWS
+    void zs_pending_flush(zs_pending* p) noexcept nogil
+    void zs_stream_row(zs_pending* p, char* dst, const char* src, size_t n) noexcept nogil
+    void zs_rows_fence() noexcept nogil
+
 
 cdef class ChunkPlan:
     """Every chunk a selection touches, and how to move data to and from it.
@@ -330,34 +401,48 @@ cdef class ChunkPlan:
     cdef int _copy(self, Py_ssize_t i, Py_buffer* sv, Py_buffer* dv,
                    bint src_is_chunk, bint stream) except -1:
         # Move chunk i's elements between two checked buffers, without the GIL.
+        cdef Py_ssize_t* scratch
+        if sv.itemsize != dv.itemsize:
+            raise ValueError(f"itemsize mismatch: {sv.itemsize} vs {dv.itemsize}")
+        scratch = <Py_ssize_t*>malloc(self._offsets_needed(i) * sizeof(Py_ssize_t))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            self._copy_with(i, sv, dv, src_is_chunk, stream, scratch)
+        free(scratch)
+        return 0
+
+    cdef Py_ssize_t _offsets_needed(self, Py_ssize_t i) noexcept nogil:
+        # Offsets _copy_with needs room for to move chunk i.
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t total = 0
+        cdef int d
+        self._groups_of(i, groups)
+        for d in range(self.ndim):
+            total += self.g_count[groups[d]]
+        return 2 * total + 1
+
+    cdef void _copy_with(self, Py_ssize_t i, Py_buffer* sv, Py_buffer* dv, bint src_is_chunk,
+                         bint stream, Py_ssize_t* scratch) noexcept nogil:
+        # _copy's work, with room for _offsets_needed(i) offsets in scratch.
         cdef Py_ssize_t groups[MAX_NDIM]
         cdef Py_ssize_t counts[MAX_NDIM]
         cdef const Py_ssize_t* soff[MAX_NDIM]
         cdef const Py_ssize_t* doff[MAX_NDIM]
-        cdef Py_ssize_t* scratch = NULL
         cdef int d, ndim = self.ndim
         cdef Py_ssize_t pos = 0, total = 0
-        if sv.itemsize != dv.itemsize:
-            raise ValueError(f"itemsize mismatch: {sv.itemsize} vs {dv.itemsize}")
         self._groups_of(i, groups)
         for d in range(ndim):
             counts[d] = self.g_count[groups[d]]
             total += counts[d]
-        scratch = <Py_ssize_t*>malloc((2 * total + 1) * sizeof(Py_ssize_t))
-        if scratch == NULL:
-            raise MemoryError()
-        with nogil:
-            for d in range(ndim):
-                soff[d] = scratch + pos
-                doff[d] = scratch + total + pos
-                self._offsets(groups, d, src_is_chunk, sv.strides[d], scratch + pos)
-                self._offsets(groups, d, not src_is_chunk, dv.strides[d],
-                              scratch + total + pos)
-                pos += counts[d]
-            copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff,
-                    sv.itemsize, stream)
-        free(scratch)
-        return 0
+        for d in range(ndim):
+            soff[d] = scratch + pos
+            doff[d] = scratch + total + pos
+            self._offsets(groups, d, src_is_chunk, sv.strides[d], scratch + pos)
+            self._offsets(groups, d, not src_is_chunk, dv.strides[d], scratch + total + pos)
+            pos += counts[d]
+        copy_nd(<const char*>sv.buf, <char*>dv.buf, ndim, counts, soff, doff, sv.itemsize,
+                stream)
 
     cdef bint _lies_inside(self, Py_ssize_t* groups) noexcept nogil:
         cdef int d
@@ -492,7 +577,8 @@ cdef class ChunkPlan:
         cdef Py_buffer sv, dv, ov
         cdef Py_ssize_t shape[MAX_NDIM]
         cdef Py_ssize_t strides[MAX_NDIM]
-        cdef Py_ssize_t nbytes, k, count = indices.shape[0]
+        cdef Py_ssize_t nbytes, k, count = indices.shape[0], need = 1
+        cdef Py_ssize_t* scratch
         for k in range(count):
             if not self.covers_inner_chunk(indices[k]):
                 raise ValueError(f"chunk {indices[k]} is not wholly covered by the selection")
@@ -510,8 +596,15 @@ cdef class ChunkPlan:
                 dv.shape = shape
                 dv.strides = strides
                 for k in range(count):
-                    dv.buf = <char*>ov.buf + k * nbytes
-                    self._copy(indices[k], &sv, &dv, False, False)
+                    need = max(need, self._offsets_needed(indices[k]))
+                scratch = <Py_ssize_t*>malloc(need * sizeof(Py_ssize_t))
+                if scratch == NULL:
+                    raise MemoryError()
+                with nogil:  # once for all chunks: the GIL is not handed back and forth
+                    for k in range(count):
+                        dv.buf = <char*>ov.buf + k * nbytes
+                        self._copy_with(indices[k], &sv, &dv, False, False, scratch)
+                free(scratch)
             finally:
                 PyBuffer_Release(&ov)
         finally:
@@ -750,10 +843,18 @@ cdef class CoveredScatter:
             return [make(self.chunk_nbytes) for _ in range(n)]
         return [PyBytes_FromStringAndSize(NULL, self.chunk_nbytes) for _ in range(n)]
 
-    def copy(self, tuple box, list chunks, Py_ssize_t part=0, Py_ssize_t parts=1):
+    def copy(self, tuple box, list chunks, Py_ssize_t part=0, Py_ssize_t parts=1,
+             bint stream=False):
         """Fill ``chunks`` (from ``new_chunks(box)``; nobody else may hold
         them yet) with their elements of the value: share ``part`` of
-        ``parts`` (rows of the first axis), so threads can split a box."""
+        ``parts`` (rows of the first axis), so threads can split a box.
+
+        ``stream``: write with non-temporal stores where the rows allow it
+        (a whole number of cache lines each, at rank 2 and more), for a box
+        too large to be read back from the caches anyway. A cache line two
+        parts share (where one part's rows end and the next one's begin) is
+        written with ordinary stores.
+        """
         cdef Py_ssize_t lo[MAX_NDIM]
         cdef Py_ssize_t ext[MAX_NDIM]
         cdef Py_ssize_t n = self._box_extents(box, lo, ext), k
@@ -768,14 +869,29 @@ cdef class CoveredScatter:
         targets = <char**>malloc(n * sizeof(char*))
         if targets == NULL:
             raise MemoryError()
+        cdef zs_pending* pending = NULL
+        cdef Py_ssize_t run = self.plan.chunk_shape[self.ndim - 1] * self.src.itemsize
+        stream = stream and ZS_CAN_STREAM_ROWS and self.ndim > 1 and run % 64 == 0
         for k in range(n):
             targets[k] = PyBytes_AS_STRING(chunks[k])
+            if (<size_t>targets[k]) % 16:
+                stream = False
+        if stream:
+            pending = <zs_pending*>calloc(n, sizeof(zs_pending))
+            if pending == NULL:
+                free(targets)
+                raise MemoryError()
         with nogil:
-            self._walk(targets, lo, ext, part, parts)
+            self._walk(targets, lo, ext, part, parts, pending)
+            if pending != NULL:
+                for k in range(n):
+                    zs_pending_flush(&pending[k])
+                zs_rows_fence()
+        free(pending)
         free(targets)
 
     cdef void _walk(self, char** targets, Py_ssize_t* lo, Py_ssize_t* ext,
-                    Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
+                    Py_ssize_t part, Py_ssize_t parts, zs_pending* pending) noexcept nogil:
         # Visit the box's positions in C order of the value; one memcpy per
         # chunk-wide run of the innermost axis.
         cdef int d, last = self.ndim - 1
@@ -823,9 +939,15 @@ cdef class CoveredScatter:
                 for s in range(start[0], end[0]):
                     memcpy(targets[s - lo[0]], src + self.pos_src[0][s * cl], run)
                 return
-            for s in range(lo[last], lo[last] + ext[last]):
-                memcpy(targets[obase[last] + s - lo[last]] + dbase[last],
-                       src + sbase[last] + self.pos_src[last][s * cl], run)
+            if pending != NULL:
+                for s in range(lo[last], lo[last] + ext[last]):
+                    k = obase[last] + s - lo[last]
+                    zs_stream_row(&pending[k], targets[k] + dbase[last],
+                                  src + sbase[last] + self.pos_src[last][s * cl], run)
+            else:
+                for s in range(lo[last], lo[last] + ext[last]):
+                    memcpy(targets[obase[last] + s - lo[last]] + dbase[last],
+                           src + sbase[last] + self.pos_src[last][s * cl], run)
             d = last - 1
             while d >= 0:
                 idx[d] += 1

@@ -15,6 +15,7 @@ one, ``zarrsync`` keeps compressing through python-zstandard.
 """
 
 from libc.stdint cimport uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -221,12 +222,12 @@ cdef class ShardPiece:
         whose every element has the bits of ``fill`` is recorded as empty
         (size ``None``) instead."""
         cdef Py_buffer rv, fv
-        cdef Py_ssize_t k, count = len(positions), n = self.chunk_nbytes
-        cdef Py_ssize_t item, room
+        cdef Py_ssize_t k, done = 0, count = len(positions), n = self.chunk_nbytes
+        cdef Py_ssize_t item, room, pos = self.pos, end = self.capacity - self.tail
         cdef const uint8_t* src
         cdef uint8_t* dst = self.data
-        cdef size_t written = 0
-        cdef int empty
+        cdef size_t code = 0
+        cdef size_t* written
         PyObject_GetBuffer(raw, &rv, PyBUF_SIMPLE)
         try:
             PyObject_GetBuffer(fill, &fv, PyBUF_SIMPLE)
@@ -236,24 +237,34 @@ cdef class ShardPiece:
                     raise ValueError(f"raw holds {rv.len} bytes, {count} chunks {count * n}")
                 if item <= 0 or n % item:
                     raise ValueError(f"a chunk of {n} bytes is not whole {item}-byte elements")
-                room = self.capacity - self.tail - self.pos
+                room = end - pos
                 if room < count * <Py_ssize_t>_compress_bound(n):
                     raise ValueError("the piece is full")
-                for k in range(count):
-                    src = <const uint8_t*>rv.buf + k * n
+                written = <size_t*>malloc(max(count, 1) * sizeof(size_t))
+                if written == NULL:
+                    raise MemoryError()
+                try:
+                    # One GIL-free stretch for the whole group; 0 bytes: all fill.
                     with nogil:
-                        empty = bytes_all_equal(src, n // item, <const uint8_t*>fv.buf, item)
-                        if not empty:
-                            written = _compress2(ctx.cctx, dst + self.pos,
-                                                 self.capacity - self.tail - self.pos, src, n)
-                    if empty:
+                        while done < count:
+                            src = <const uint8_t*>rv.buf + done * n
+                            if bytes_all_equal(src, n // item, <const uint8_t*>fv.buf, item):
+                                written[done] = 0
+                            else:
+                                code = _compress2(ctx.cctx, dst + pos, end - pos, src, n)
+                                if _is_error(code):
+                                    break
+                                written[done] = code
+                                pos += code
+                            done += 1
+                    for k in range(done):
                         self.positions.append(positions[k])
-                        self.sizes.append(None)
-                        continue
-                    _check(written)
-                    self.pos += written
-                    self.positions.append(positions[k])
-                    self.sizes.append(written)
+                        self.sizes.append(written[k] if written[k] else None)
+                    self.pos = pos
+                    if done < count:
+                        _check(code)
+                finally:
+                    free(written)
             finally:
                 PyBuffer_Release(&fv)
         finally:

@@ -626,7 +626,9 @@ class Hierarchy:
             # More parts than threads, taken as threads come free: a thread
             # slowed down (by the hypervisor, say) does not hold up the box.
             parts = _PARTS_PER_THREAD * threads if nbytes >= config.MIN_PARALLEL_BYTES else 1
-            run_chunks(lambda part: job.copy(box, chunks, part, parts), parts, nbytes)
+            # A box this large is not read back from the caches: stream it.
+            stream = nbytes >= memory.STREAM_MIN_BYTES
+            run_chunks(lambda part: job.copy(box, chunks, part, parts, stream), parts, nbytes)
             self._store_whole_chunks(
                 [keys[i] for i in job.box_chunks(box).tolist()],
                 [None if transform.all_equal(c, fill_bytes) else c for c in chunks],
