@@ -1,4 +1,5 @@
-"""New NumPy arrays whose data starts on a cache line.
+"""Memory for reads and writes that does not cost new pages: NumPy arrays
+whose data starts on a cache line, and ``bytes`` objects filled again.
 
 A read copies each chunk into the output array in runs (a 64^3 float32
 chunk of a 256^3 array is 4096 runs of 256 bytes). For a large output those
@@ -10,6 +11,11 @@ that aligns the data to 64 bytes; the array is an ordinary array that owns
 its data (``flags.owndata``), and NumPy frees it through the same handler,
 which keeps the last freed block of 4 MiB to 256 MiB for the next array of
 nearly its size (``drop_kept_block`` frees it).
+
+Writes of uncompressed chunks fill new ``bytes`` objects; ``replace_value``,
+``reuse_later`` and ``new_bytes`` (at the end of this file) let a store
+hand back a replaced chunk nothing else references, to be filled by the
+next chunk of its size instead of freed.
 """
 
 import numpy
