@@ -609,6 +609,27 @@ class StoreContract:
         assert _keys(store, "arr/c") == []
         np.testing.assert_array_equal(store.read_array(node), np.full(6, 9))
 
+
+    @pytest.mark.parametrize("codecs", [[Bytes()], [Bytes(), Zstd(1)]], ids=["raw", "zstd"])
+    def test_many_whole_chunks_in_one_write(self, store, codecs):
+        # Whole chunks stored as a batch (walked uncompressed chunks, small
+        # compressed ones): every one is stored, replaced or erased.
+        node = ArrayNode.of_path("/many")
+        store.create_array(node, shape=(40, 48), chunks=(4, 6), dtype="int16", codecs=codecs)
+        rng = np.random.default_rng(1)
+        expected = np.zeros((40, 48), dtype="int16")
+        for _ in range(3):
+            value = rng.integers(-50, 50, (40, 48)).astype("int16")
+            value[rng.random((40, 48)) < 0.5] = 0
+            value[:8, :12] = 0  # 2 x 2 chunks of fill: absent
+            store.write_array(node, ..., value)
+            expected[...] = value
+            np.testing.assert_array_equal(store.read_array(node), expected)
+            assert len(_keys(store, "many/c")) == 10 * 8 - 4
+        store.write_array(node, (slice(0, 20), slice(None)), np.int16(0))
+        assert len(_keys(store, "many/c")) == 5 * 8
+        expected[:20] = 0
+        np.testing.assert_array_equal(store.read_array(node), expected)
     def test_independent_stores(self, make_store):
         a, b = make_store(), make_store()
         try:

@@ -47,13 +47,19 @@ class Store(Hierarchy, metaclass=ABCMeta):
     def get(self, key):
         """The value at ``key`` as ``bytes``, or ``None`` if absent."""
 
-    def _set_reusing_old(self, key, value, size):
-        """``set(key, value)``; returns the value replaced if it is a ``bytes``
-        of ``size`` bytes that nothing else references any more (a backend
-        holding values as objects may tell), for the caller to fill again
-        (``_kernels.memory.reuse_later``), else ``None``."""
-        self.set(key, value)
-        return None
+    def _set_many(self, keys, values, reuse_size=0):
+        """Store each of ``values`` at its key (erase the key for ``None``).
+
+        Returns the replaced values of ``reuse_size`` bytes that nothing else
+        references any more (a backend holding values as objects may tell),
+        for the caller to fill again (``_kernels.memory.reuse_later``).
+        """
+        for key, value in zip(keys, values):
+            if value is None:
+                self.erase(key)
+            else:
+                self.set(key, value)
+        return ()
 
     @abstractmethod
     def get_partial_values(self, key_ranges):

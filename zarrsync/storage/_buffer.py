@@ -75,7 +75,7 @@ _WATCHED = {
     "list_dir": ("flush_prefixes", _prefix),
     "move_prefix": ("flush_prefixes", _old_and_new),
     "set": ("drop_keys", _key),
-    "_set_reusing_old": ("drop_keys", _key),
+    "_set_many": ("drop_keys", _keys),
     "erase": ("drop_keys", _key),
     "erase_prefix": ("drop_prefixes", _prefix),
 }

@@ -660,21 +660,15 @@ class Hierarchy:
 
     def _store_whole_chunks(self, keys, values, reuse_size=0):
         """Store each encoded chunk of ``values`` at its key of ``keys`` (erase
-        the key for ``None``: all fill value), each under its chunk lock.
+        the key for ``None``: all fill value), under the chunks' locks.
 
         With ``reuse_size``, replaced values of that many bytes that nothing
         else references are kept to be filled again (``memory.new_bytes``)
         instead of freed: new chunks then land on pages already mapped.
         """
-        stripes = self._lock_stripes()
-        for key, value in zip(keys, values):
-            with stripes[hash(key) % _N_CHUNK_LOCKS]:
-                if value is None:
-                    self.erase(key)
-                elif reuse_size:
-                    memory.reuse_later(self._set_reusing_old(key, value, reuse_size))
-                else:
-                    self.set(key, value)
+        with self._chunk_locks(keys):
+            for old in self._set_many(keys, values, reuse_size):
+                memory.reuse_later(old)
 
     def _write_buffer(self, state, plan, keys):
         """The buffer for this write's partial chunks, or ``None`` to write them through.

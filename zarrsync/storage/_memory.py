@@ -110,11 +110,23 @@ class MemoryStore(Store):
             self._data[key] = value
             self._facts.pop(key, None)
 
-    def _set_reusing_old(self, key, value, size):
-        # For internal writers only: ``key`` is a str and ``value`` bytes.
+    def _set_many(self, keys, values, reuse_size=0):
+        # For internal writers only: keys are str and values bytes or None.
+        # One pass under the lock, not a call and a lock per chunk.
+        reusable = []
+        data, facts = self._data, self._facts
         with self._lock:
-            self._facts.pop(key, None)
-            return memory.replace_value(self._data, key, value, size)
+            for key, value in zip(keys, values):
+                facts.pop(key, None)
+                if value is None:
+                    data.pop(key, None)
+                elif reuse_size:
+                    old = memory.replace_value(data, key, value, reuse_size)
+                    if old is not None:
+                        reusable.append(old)
+                else:
+                    data[key] = value
+        return reusable
 
     def erase(self, key):
         with self._lock:
