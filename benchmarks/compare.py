@@ -1,7 +1,9 @@
 """Compare zarrsync with zarr-python, zarrs and tensorstore in one run.
 
 Every implementation works on the same data, and each timing is the median of
-``--repeats`` runs. The table gives MB/s (or ops/s, steps/s, million strings/s)
+``--repeats`` rounds; a round runs every implementation once, in an order that
+rotates from round to round, so a slow spell of a shared machine falls on all
+of them alike. The table gives MB/s (or ops/s, steps/s, million strings/s)
 and the ratio of zarrsync's speed to the fastest other implementation (> 1:
 zarrsync is faster). After the table come physical limits measured in the same
 run: memcpy of the W1 bytes, and zstd(1) compress / decompress of the W2 chunks,
@@ -354,8 +356,9 @@ def row_label(wl):
     return f"{wl[0]} {wl[1]}"
 
 
-def run_workload(impl, wl, repeats):
-    """(seconds per run, amount per run, unit) of one workload on one implementation."""
+def prepare_workload(impl, wl):
+    """``(run, amount, unit)``: ``run()`` does workload ``wl`` once on ``impl``
+    (its array created, written and, for reads, checked here)."""
     _, _, kind, codec, data, chunks, extra = wl
     if kind == "append":
         steps = extra
@@ -365,18 +368,18 @@ def run_workload(impl, wl, repeats):
             for t in range(steps):
                 impl.resize(h, (t + 1,) + data.shape)
                 impl.write(h, t, data)
-        return median_time(append, repeats), steps, "steps/s"
+        return append, steps, "steps/s"
     h = impl.create(data.shape, chunks, data.dtype, codec)
     everything = (slice(None),) * data.ndim
     impl.write(h, everything, data)
     amount, unit = (data.size, "Mstr/s") if is_string(data.dtype) else (data.nbytes, "MB/s")
     if kind == "write":
-        return median_time(lambda: impl.write(h, everything, data), repeats), amount, unit
+        return (lambda: impl.write(h, everything, data)), amount, unit
     if kind == "read":
         back = impl.read(h, everything)
         if not np.array_equal(np.asarray(back), data):
             raise RuntimeError(f"{impl.name}: read back differs from what was written")
-        return median_time(lambda: impl.read(h, everything), repeats), amount, unit
+        return (lambda: impl.read(h, everything)), amount, unit
     if kind == "points":
         rng = np.random.default_rng(0)
         n = data.shape[0]
@@ -387,12 +390,28 @@ def run_workload(impl, wl, repeats):
         def points():
             for sel in sels:
                 impl.read(h, sel)
-        return median_time(points, repeats), len(sels), "ops/s"
+        return points, len(sels), "ops/s"
     if kind == "strided":
         sel = (slice(None, None, 4),) * data.ndim
         # MB/s of the whole array: every chunk is decoded for a ::4 selection.
-        return median_time(lambda: impl.read(h, sel), repeats), data.nbytes, "MB/s"
+        return (lambda: impl.read(h, sel)), data.nbytes, "MB/s"
     raise ValueError(kind)
+
+
+def interleaved_medians(runs, repeats):
+    """``{name: median seconds}`` of ``repeats`` rounds; each round times every
+    ``runs[name]`` once, starting one further along each round, so a slow
+    spell of a shared machine (CPU time stolen for seconds at a time) falls
+    on every implementation alike instead of on whichever ran then. The
+    caller has run each once already (imports, thread pools, caches)."""
+    names = list(runs)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def speed_of(seconds, amount, unit):
@@ -668,8 +687,8 @@ def run(args, argv, impls, skipped):
         "machine": machine_info(),
         "zarrs_store_dir": zarrs_root,
     }
-    print(f"\nmedians of {args.repeats} runs; ratio = zarrsync speed / fastest other\n",
-          flush=True)
+    print(f"\nmedians of {args.repeats} rounds (each runs every implementation once, in "
+          f"rotating order); ratio = zarrsync speed / fastest other\n", flush=True)
     ticks_at_start = cpu_ticks()
     failed = False
     for wl in workloads(args.quick):
@@ -678,12 +697,14 @@ def run(args, argv, impls, skipped):
             continue
         row = {"id": wl[0], "label": label, "unit": "", "speeds": dict.fromkeys(names),
                "ratio": None, "notes": {}, "errors": {}}
+        runs, amounts = {}, {}
         for impl in impls:
             if is_string(wl[4].dtype) and not impl.strings:
                 row["notes"][impl.name] = impl.no_strings
                 continue
             try:
-                t, amount, row["unit"] = run_workload(impl, wl, args.repeats)
+                run_once, amounts[impl.name], row["unit"] = prepare_workload(impl, wl)
+                run_once()  # warm-up; what an implementation cannot do fails here
             except impl.unsupported as e:
                 why = type(e).__name__ + (f": {e}" if str(e) else "")
                 row["notes"][impl.name] = why + impl.unsupported_note
@@ -692,7 +713,10 @@ def run(args, argv, impls, skipped):
                 row["errors"][impl.name] = f"{type(e).__name__}: {e}"
                 failed = True
                 continue
-            row["speeds"][impl.name] = speed_of(t, amount, row["unit"])
+            runs[impl.name] = run_once
+        for name, t in interleaved_medians(runs, args.repeats).items():
+            row["speeds"][name] = speed_of(t, amounts[name], row["unit"])
+        runs.clear()  # free this workload's arrays before the next one
         mine = row["speeds"].get("zarrsync")
         others = [v for k, v in row["speeds"].items() if k != "zarrsync" and v is not None]
         row["ratio"] = mine / max(others) if mine is not None and others else None
