@@ -141,3 +141,22 @@ def test_chunks_back_to_fill_are_erased_not_kept():
     store.write_array(NODE, (slice(None),) * 3, np.zeros((16, 32, 8)))
     assert store.list_prefix("a/c/") == []
     np.testing.assert_array_equal(store.read_array(NODE), np.zeros((16, 32, 8)))
+
+
+def test_a_subclass_overriding_set_sees_every_chunk_of_a_batch():
+    seen = []
+
+    class Logged(zs.MemoryStore):
+        def set(self, key, value):
+            seen.append(key)
+            super().set(key, value)
+
+    store = Logged()
+    store.create_array(NODE, shape=(16, 32, 8), chunks=(4, 8, 8), dtype="float64",
+                       codecs=[Bytes()])
+    value = np.arange(16 * 32 * 8, dtype="float64").reshape(16, 32, 8) + 1
+    for _ in range(2):
+        seen.clear()
+        store.write_array(NODE, ..., value)
+        assert sorted(seen) == store.list_prefix("a/c/") and len(seen) == 4 * 4
+    np.testing.assert_array_equal(store.read_array(NODE), value)

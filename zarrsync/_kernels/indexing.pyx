@@ -60,7 +60,7 @@ cdef extern from *:
         _mm_stream_si128((__m128i*)(dst + 32), c);
         _mm_stream_si128((__m128i*)(dst + 48), d);
     }
-    /* dst is 16-byte aligned, n a multiple of 64. */
+    /* n is a multiple of 64; every streamed line starts on a line boundary. */
     static inline void zs_stream_row(zs_pending* p, char* dst, const char* src, size_t n) {
         size_t m = (uintptr_t)dst & 63, k = 0;
         if (m) {
@@ -874,8 +874,6 @@ cdef class CoveredScatter:
         stream = stream and ZS_CAN_STREAM_ROWS and self.ndim > 1 and run % 64 == 0
         for k in range(n):
             targets[k] = PyBytes_AS_STRING(chunks[k])
-            if (<size_t>targets[k]) % 16:
-                stream = False
         if stream:
             pending = <zs_pending*>calloc(n, sizeof(zs_pending))
             if pending == NULL:
