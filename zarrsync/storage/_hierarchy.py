@@ -643,7 +643,7 @@ class Hierarchy:
         each, and their Python round trip costs about what compressing them
         does. Here they are copied into one buffer and compressed by one call
         on every thread without the GIL (``CodecChain.encode_covered_many``);
-        only storing them is per chunk, each under its chunk lock.
+        then they are stored in one pass under their chunk locks.
         """
         chain = state.chain
         if (state.chunk_nbytes >= config.MIN_PARALLEL_CHUNK_BYTES or not chain.encodes_many
