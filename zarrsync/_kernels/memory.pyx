@@ -222,7 +222,9 @@ cdef extern from *:
     """
     /* A bytes object of exactly ``size`` bytes held by ``owners`` references
        only, whose hash was never computed (the cached hash, just before the
-       data, would go stale when the data is filled again). */
+       data, would go stale when the data is filled again). Were that field
+       ever dropped from the layout, the word before the data would be the
+       size, never -1, and nothing would be reused. */
     static int zs_bytes_reusable(PyObject* o, Py_ssize_t size, Py_ssize_t owners) {
     #ifdef Py_GIL_DISABLED
         (void)o; (void)size; (void)owners;
