@@ -288,6 +288,12 @@ cdef class ShardPiece:
         self.positions.append(position)
         self.sizes.append(view.len)
 
+    cdef void _release(self):
+        # The piece is used up: it no longer holds its buffer.
+        self.buf = None
+        self.data = NULL
+        self.capacity = 0
+
     cdef int _grow(self, Py_ssize_t extra) except -1:
         cdef PyObject* raw = <PyObject*>self.buf
         Py_INCREF_raw(raw)
@@ -348,9 +354,7 @@ def finish_shard(list pieces, Py_ssize_t n_inner, Py_ssize_t index_size, bint in
             owner.positions.append(p)
             owner.sizes.append(nbytes)
         for piece in pieces[1:]:
-            piece.buf = None
-            piece.data = NULL
-            piece.capacity = 0
+            piece._release()
     entries_array = numpy.full(2 * n_inner, EMPTY, dtype=numpy.uint64)
     cdef uint64_t[::1] entries = entries_array
     cdef bint any_stored = False
@@ -375,9 +379,7 @@ def finish_shard(list pieces, Py_ssize_t n_inner, Py_ssize_t index_size, bint in
         PyBuffer_Release(&iv)
     raw = <PyObject*>owner.buf
     Py_INCREF_raw(raw)
-    owner.buf = None  # now our reference is the only one
-    owner.data = NULL
-    owner.capacity = 0
+    owner._release()  # now our reference is the only one
     return _resize_owned(raw, total)
 
 
