@@ -7,7 +7,8 @@ of them alike. The table gives MB/s (or ops/s, steps/s, million strings/s)
 and the ratio of zarrsync's speed to the fastest other implementation (> 1:
 zarrsync is faster). After the table come physical limits measured in the same
 run: memcpy of the W1 bytes, and zstd(1) compress / decompress of the W2 chunks,
-on one thread and on all cores.
+on one thread and on all cores (compress twice: zstd's default frames, and
+without block pre-splitting, the frames zarrsync writes).
 
     python benchmarks/compare.py                  # full sizes
     python benchmarks/compare.py --quick          # small sizes, a smoke run
@@ -60,6 +61,8 @@ from common import (
 
 import zarrsync as zs
 from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8, Zstd
+from zarrsync._kernels import zstd as zstd_kernel
+from zarrsync.codecs._zstd import native_available as native_zstd_available
 
 IMPLEMENTATION_ORDER = ("zarrsync", "zarr-python", "zarrs", "tensorstore")
 ZARRSYNC_CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1)],
@@ -470,6 +473,11 @@ def gil_overlap(part, seconds=0.3):
     return both / sum(b - a for a, b in spans[0])
 
 
+def version_string(number):
+    """zstd's ``ZSTD_versionNumber()`` (10507) as "1.5.7"."""
+    return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+
+
 def chunks_of(field, chunk):
     """The chunk^3 blocks of a cube, each C-contiguous (what a chunk encoder gets)."""
     n = field.shape[0]
@@ -518,7 +526,9 @@ def measure_limits(quick, repeats):
     if not np.array_equal(dst, src):
         raise RuntimeError("memcpy limit: the copy differs")
 
-    # (ii) zstd(1) compress of the W2 chunks, the library and settings zarrsync uses.
+    # (ii) zstd(1) compress of the W2 chunks: python-zstandard's frames (zstd's
+    # defaults, what tensorstore writes too), then zarrsync's own (no block
+    # pre-splitting, _kernels.zstd.Context) where that library loads.
     blocks = chunks_of(field, chunk)
     raw = sum(b.nbytes for b in blocks)
     compressors = [zstandard.ZstdCompressor(level=1, write_content_size=True)
@@ -536,6 +546,20 @@ def measure_limits(quick, repeats):
                      lambda: [compressors[0].compress(b) for b in blocks],
                      compress_part,
                      compression_ratio=ratio))
+    if native_zstd_available():
+        contexts = [zstd_kernel.Context(1, False) for _ in range(threads)]
+        own = sum(len(contexts[0].compress(b)) for b in blocks)
+
+        def own_part(i):
+            ctx = contexts[i]
+            for b in blocks[i::threads]:
+                ctx.compress(b)
+        version = version_string(zstd_kernel.version())
+        out.append(limit(f"zstd(1) compress of those chunks without block pre-splitting, "
+                         f"as zarrsync writes them (libzstd {version} through "
+                         f"zarrsync._kernels.zstd)", raw,
+                         lambda: [contexts[0].compress(b) for b in blocks], own_part,
+                         compression_ratio=raw / own))
 
     # (iii) decompress of those frames, each into its place in one reused buffer.
     lib = load_libzstd()

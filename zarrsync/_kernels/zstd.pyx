@@ -1,12 +1,14 @@
-"""zstd frames compressed straight into a shard, without the GIL.
+"""zstd frames compressed by libzstd called from Cython, without the GIL.
 
-python-zstandard returns one new ``bytes`` per frame; a shard writer then
-copies every frame again into the shard. Here libzstd compresses each inner
-chunk directly at its place in the shard being built, with one context per
-thread, and the caller crosses into Python once per group of chunks, not
-once per chunk. The frames are those of ``zstandard.ZstdCompressor(level,
-write_checksum=checksum).compress(chunk)`` (``ZSTD_compress2``: the source
-size is known, the frame records it).
+``Context.compress`` makes one frame (``Zstd.encode``). For shards,
+python-zstandard would return one new ``bytes`` per frame, and a shard
+writer would then copy every frame again into the shard; here libzstd
+compresses each inner chunk directly at its place in the shard being built,
+with one context per thread, and the caller crosses into Python once per
+group of chunks, not once per chunk. Frames record the source size
+(``ZSTD_compress2``); they are those of ``zstandard.ZstdCompressor(level,
+write_checksum=checksum).compress(chunk)`` except that zstd 1.5.7's block
+pre-splitter is off (``Context``).
 
 libzstd is not linked at build time (no headers or library needed): ``load``
 opens a shared library that exports the zstd API, python-zstandard's cffi
@@ -28,6 +30,7 @@ cdef extern from "Python.h":
     int _PyBytes_Resize(PyObject** bytes, Py_ssize_t newsize) except -1
     void Py_INCREF_raw "Py_INCREF"(PyObject*)
     void Py_DECREF_raw "Py_DECREF"(PyObject*)
+    void Py_SET_SIZE(object, Py_ssize_t)
 
 cdef extern from *:
     """
@@ -67,6 +70,11 @@ cdef enum:
     ZSTD_c_compressionLevel = 100
     ZSTD_c_contentSizeFlag = 200
     ZSTD_c_checksumFlag = 201
+    # ZSTD_c_experimentalParam20 (zstd.h, 1.5.7 and later): 1 = no pre-splitting.
+    ZSTD_c_blockSplitterLevel = 1017
+
+#: The first libzstd with a block pre-splitter (``ZSTD_c_blockSplitterLevel``).
+cdef unsigned PRESPLIT_VERSION = 10507
 
 cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
 
@@ -125,11 +133,21 @@ def version():
 
 
 cdef class Context:
-    """One compression context (``ZSTD_CCtx``) at a level, for one thread at a time."""
+    """One compression context (``ZSTD_CCtx``) at a level, for one thread at a time.
+
+    zstd 1.5.7 added a pre-splitter that may cut a full 128 KiB block in
+    smaller ones before compressing it; every block then pays for its own
+    literal statistics and Huffman table. On chunks of smooth fields plus
+    noise (``benchmarks/compare.py`` W2) it cost ~9% of level 1's
+    compression time and made the frames slightly larger, so contexts turn
+    it off unless ``presplit``: frames are then block for block those of
+    zstd 1.4-1.5.6 at the same level. It never splits the first block, so
+    chunks of up to 128 KiB get the same frames either way.
+    """
 
     cdef void* cctx
 
-    def __cinit__(self, int level, bint checksum):
+    def __cinit__(self, int level, bint checksum, bint presplit=False):
         if not _version:
             raise RuntimeError("no zstd library is loaded")
         self.cctx = _create_cctx()
@@ -138,6 +156,8 @@ cdef class Context:
         _check(_set_parameter(self.cctx, ZSTD_c_compressionLevel, level))
         _check(_set_parameter(self.cctx, ZSTD_c_checksumFlag, checksum))
         _check(_set_parameter(self.cctx, ZSTD_c_contentSizeFlag, 1))
+        if _version >= PRESPLIT_VERSION and not presplit:
+            _check(_set_parameter(self.cctx, ZSTD_c_blockSplitterLevel, 1))
 
     def __dealloc__(self):
         if self.cctx != NULL:
@@ -159,6 +179,15 @@ cdef class Context:
             _check(n)
         finally:
             PyBuffer_Release(&view)
+        if cap - n <= cap // 8:
+            # Keep the whole block: shrinking it costs more than the little it
+            # frees. glibc serves a large block from a fresh mapping until it
+            # has seen one of that size freed; a block cut to the frame's size
+            # never is, so every new frame would land on new pages (measured:
+            # ~230 page faults per 1 MiB chunk of W2, the write 15% slower).
+            dst[n] = 0
+            Py_SET_SIZE(out, n)
+            return out
         raw = <PyObject*>out
         Py_INCREF_raw(raw)
         out = None  # now our reference is the only one

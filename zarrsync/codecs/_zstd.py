@@ -1,7 +1,9 @@
-"""The ``zstd`` codec, through the ``zstandard`` package.
+"""The ``zstd`` codec: libzstd through ``_kernels.zstd`` where it loads, else
+the ``zstandard`` package.
 
 https://github.com/zarr-developers/zarr-extensions/tree/main/codecs/zstd
-A ``ZstdCompressor`` is not thread-safe, so each thread keeps its own.
+Compression contexts are not thread-safe, so each thread keeps its own.
+Decompression is python-zstandard's.
 """
 
 import importlib.util
@@ -105,7 +107,16 @@ class Zstd(BytesToBytesCodec):
         return d
 
     def encode(self, data):
-        return self._compressor().compress(data)
+        """One frame holding ``data``: with this thread's ``native_context``
+        (no block pre-splitting, see ``_kernels.zstd.Context``) or, without
+        it, python-zstandard."""
+        ctx = self.native_context()
+        if ctx is None:
+            return self._compressor().compress(data)
+        try:
+            return ctx.compress(data)
+        except zstd_kernel.ZstdFailed as e:
+            raise CodecError(f"zstd: {e}") from e
 
     # python-zstandard's C backend compresses a batch of inputs on its own
     # threads without the GIL; its cffi backend does not have the call.

@@ -1,0 +1,141 @@
+"""The zstd frames zarrsync writes for whole chunks.
+
+``Zstd.encode`` compresses through ``_kernels.zstd.Context`` (libzstd called
+from Cython) when that library is loaded, with zstd 1.5.7's block
+pre-splitter turned off; python-zstandard's ``ZstdCompressor`` otherwise.
+Both are valid frames of the same level that any zstd decoder reads, and
+they differ only in where blocks end.
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import zstandard
+
+import zarrsync as zs
+from zarrsync import ArrayNode
+from zarrsync._kernels import zstd as zstd_kernel
+from zarrsync.codecs import Bytes, Zstd
+from zarrsync.codecs._zstd import native_available
+
+pytestmark = pytest.mark.skipif(not native_available(),
+                                reason="no libzstd with exported symbols to call")
+
+BLOCK = 128 * 1024
+NODE = ArrayNode.of_path("/a")
+
+
+def frame_blocks(frame):
+    """The number of blocks in one zstd frame (RFC 8878, section 3.1.1)."""
+    descriptor = frame[4]
+    content_size_flag, single_segment = descriptor >> 6, (descriptor >> 5) & 1
+    pos = (5 + (not single_segment) + (0, 1, 2, 4)[descriptor & 3]
+           + (single_segment, 2, 4, 8)[content_size_flag])
+    blocks = 0
+    while True:
+        header = int.from_bytes(frame[pos:pos + 3], "little")
+        pos += 3 + (1 if (header >> 1) & 3 == 1 else header >> 3)  # RLE blocks: one byte
+        blocks += 1
+        if header & 1:
+            break
+    assert pos == len(frame) - 4 * ((descriptor >> 2) & 1)  # then only the checksum
+    return blocks
+
+
+def regimes(n_parts=32, seed=0):
+    """1 MiB whose statistics change every 32 KiB (where the pre-splitter cuts)."""
+    rng = np.random.default_rng(seed)
+    parts = [rng.normal(0, 1, 8192).astype("float32").tobytes() if k % 2
+             else (np.arange(32768) % 7).astype("uint8").tobytes() for k in range(n_parts)]
+    return b"".join(parts)
+
+
+def smooth(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    grid = np.indices(shape).sum(axis=0)
+    return (np.sin(grid / 7.0) + rng.normal(0, 1e-3, shape)).astype("float32")
+
+
+@pytest.mark.parametrize("level,checksum", [(1, False), (1, True), (3, False), (-5, True)])
+def test_frames_have_whole_blocks_and_decode(level, checksum):
+    data = regimes()
+    frame = zstd_kernel.Context(level, checksum).compress(data)
+    assert frame_blocks(frame) == len(data) // BLOCK
+    params = zstandard.get_frame_parameters(frame)
+    assert params.content_size == len(data)
+    assert params.has_checksum == checksum
+    assert zstandard.ZstdDecompressor().decompress(frame) == data
+
+
+@pytest.mark.parametrize("level,checksum", [(1, False), (1, True), (9, False)])
+def test_presplit_frames_equal_python_zstandard(level, checksum):
+    data = regimes()
+    frame = zstd_kernel.Context(level, checksum, presplit=True).compress(data)
+    assert frame == zstandard.ZstdCompressor(level=level, write_checksum=checksum).compress(data)
+    if zstd_kernel.version() >= 10507 and level == 1:
+        # The data really is split there, so the default above is a real difference.
+        assert frame_blocks(frame) > len(data) // BLOCK
+
+
+@pytest.mark.parametrize("nbytes", [0, 1, 1000, BLOCK - 4, BLOCK])
+def test_frames_of_one_block_do_not_depend_on_presplit(nbytes):
+    data = regimes()[:nbytes]
+    expected = zstandard.ZstdCompressor(level=1).compress(data)
+    assert zstd_kernel.Context(1, False).compress(data) == expected
+    assert zstd_kernel.Context(1, False, presplit=True).compress(data) == expected
+
+
+def test_codec_encodes_with_the_context():
+    data = smooth((64, 64, 64)).tobytes()
+    codec = Zstd(level=1)
+    frame = codec.encode(data)
+    assert frame == zstd_kernel.Context(1, False).compress(data)
+    assert codec.decode(frame, len(data)) == data
+
+
+def traced_bytes_of(make):
+    """(result of make(), bytes tracemalloc sees allocated for it)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        result = make()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    return result, grown
+
+
+def test_a_small_frame_gives_back_the_rest_of_its_block():
+    data = bytes(1 << 20)  # compresses to a few dozen bytes
+    ctx = zstd_kernel.Context(1, False)
+    frame, held = traced_bytes_of(lambda: ctx.compress(data))
+    assert zstandard.ZstdDecompressor().decompress(frame) == data
+    assert held < len(frame) + 4096
+
+
+def test_a_frame_nearly_as_large_as_its_block_keeps_it():
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()  # incompressible
+    ctx = zstd_kernel.Context(1, False)
+    frame, held = traced_bytes_of(lambda: ctx.compress(data))
+    # Kept whole, and still an ordinary bytes object of the frame's length.
+    assert len(frame) <= held < len(frame) + len(frame) // 8 + 4096
+    assert frame == bytes(bytearray(frame)) and hash(frame) == hash(bytes(bytearray(frame)))
+    assert frame + b"x" == bytes(bytearray(frame)) + b"x"
+    assert zstandard.ZstdDecompressor().decompress(frame) == data
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_zarr_python_reads_chunks_of_several_blocks(tmp_path, checksum):
+    zarr = pytest.importorskip("zarr")
+    values = smooth((128, 64, 64))
+    values[64:] = np.round(values[64:], 1)  # another regime in the second chunk
+    store = zs.FilesystemStore(str(tmp_path))
+    store.create_array(NODE, shape=values.shape, chunks=(64, 64, 64), dtype="float32",
+                       codecs=[Bytes(), Zstd(level=1, checksum=checksum)])
+    store.write_array(NODE, ..., values)
+    frame = store.get("a/c/0/0/0")
+    assert frame_blocks(bytes(frame)) == 8
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a"), mode="r")[...], values)
