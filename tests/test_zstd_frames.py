@@ -16,7 +16,7 @@ import zstandard
 import zarrsync as zs
 from zarrsync import ArrayNode
 from zarrsync._kernels import zstd as zstd_kernel
-from zarrsync.codecs import Bytes, Zstd
+from zarrsync.codecs import Bytes, Crc32c, Zstd
 from zarrsync.codecs._zstd import native_available
 
 pytestmark = pytest.mark.skipif(not native_available(),
@@ -139,3 +139,122 @@ def test_zarr_python_reads_chunks_of_several_blocks(tmp_path, checksum):
     frame = store.get("a/c/0/0/0")
     assert frame_blocks(bytes(frame)) == 8
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a"), mode="r")[...], values)
+
+
+# -- decompression into a reused buffer ------------------------------------------------
+
+def frames_of_every_kind():
+    """(name, stored bytes, decoded bytes): frames as other writers make them."""
+    data = regimes()
+    small = data[:5000]
+    plain = zstandard.ZstdCompressor(level=3)
+    return [
+        ("with content size", plain.compress(data), data),
+        ("no content size", zstandard.ZstdCompressor(write_content_size=False).compress(data),
+         data),
+        ("checksum", zstandard.ZstdCompressor(write_checksum=True).compress(data), data),
+        ("streamed", b"".join(zstandard.ZstdCompressor().read_to_iter(
+            __import__("io").BytesIO(data), read_size=7777)), data),
+        ("two frames", plain.compress(small[:2000]) + plain.compress(small[2000:]), small),
+        ("empty", plain.compress(b""), b""),
+    ]
+
+
+@pytest.mark.parametrize("name,frame,data", frames_of_every_kind(),
+                         ids=[f[0] for f in frames_of_every_kind()])
+def test_decode_into_reads_what_python_zstandard_reads(name, frame, data):
+    codec = Zstd()
+    assert codec.decodes_into
+    out = bytearray(len(data))
+    assert codec.decode_into(frame, out) == len(data)
+    assert out == data
+    if name != "two frames":  # python-zstandard decodes one frame per call
+        assert zstandard.ZstdDecompressor().decompressobj().decompress(frame) == data
+
+
+def corrupt_frames():
+    data = regimes()[:200_000]
+    good = zstandard.ZstdCompressor(write_checksum=True).compress(data)
+    flipped = bytearray(good)
+    flipped[-2] ^= 0xFF  # in the checksum
+    return data, [("truncated", good[:len(good) // 2]), ("checksum", bytes(flipped)),
+                  ("not zstd", b"\x00" * 64)]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_decode_into_rejects_what_is_not_a_whole_frame(case):
+    data, cases = corrupt_frames()
+    _, frame = cases[case]
+    with pytest.raises(zs.errors.CodecError, match="zstd"):
+        Zstd().decode_into(frame, bytearray(len(data)))
+
+
+def test_decode_into_rejects_frames_larger_than_the_buffer():
+    data = regimes()[:10_000]
+    with pytest.raises(zs.errors.CodecError, match="zstd"):
+        Zstd().decode_into(zstandard.ZstdCompressor().compress(data), bytearray(9_999))
+
+
+@pytest.mark.parametrize("codecs", [[Bytes(), Zstd(1)], [Bytes(), Zstd(1), Crc32c()],
+                                    [Bytes(), Crc32c(), Zstd(1)]],
+                         ids=["zstd", "zstd-crc32c", "crc32c-zstd"])
+def test_reads_of_several_chunks_do_not_share_the_buffer(codecs):
+    values = smooth((4, 32, 32)) * np.arange(1, 5, dtype="float32")[:, None, None]
+    store = zs.MemoryStore()
+    store.create_array(NODE, shape=values.shape, chunks=(1, 32, 32), dtype="float32",
+                       codecs=codecs)
+    store.write_array(NODE, ..., values)
+    reads = [store.read_array(NODE, k) for k in range(4)]
+    for k in range(4):
+        np.testing.assert_array_equal(reads[k], values[k])
+    np.testing.assert_array_equal(store.read_array(NODE, (slice(None), 3, slice(None, None, 5))),
+                                  values[:, 3, ::5])
+
+
+def test_no_frames_decode_to_nothing():
+    assert Zstd().decode_into(b"", bytearray(10)) == 0
+
+
+@pytest.mark.parametrize("keep", [10, -1, -32])
+def test_a_chunk_of_the_wrong_size_is_an_error_naming_it(keep):
+    store = zs.MemoryStore()
+    store.create_array(NODE, shape=(64,), chunks=(32,), dtype="float32",
+                       codecs=[Bytes(), Zstd(1)])
+    store.write_array(NODE, ..., np.arange(64, dtype="float32"))
+    raw = np.arange(32 + keep, dtype="float32").tobytes()  # more, fewer or no elements
+    store.set("a/c/1", zstandard.ZstdCompressor().compress(raw) if raw else b"")
+    with pytest.raises(zs.errors.CodecError, match="a/c/1"):
+        store.read_array(NODE)
+    np.testing.assert_array_equal(store.read_array(NODE, slice(0, 32)), np.arange(32))
+
+
+CHILD = """
+import ctypes, json
+from zarrsync.codecs._zstd import SYSTEM_DECODERS, native_available
+from zarrsync._kernels import zstd
+native_available()
+system = 0
+for name in SYSTEM_DECODERS:
+    try:
+        system = ctypes.CDLL(name).ZSTD_versionNumber()
+        break
+    except OSError:
+        pass
+print(json.dumps([zstd.version(), zstd.decoder_version(), system]))
+"""
+
+
+@pytest.mark.parametrize("choice", ["system", "bundled"])
+def test_which_library_decompresses(choice):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, ZARRSYNC_ZSTD_DECODER=choice)
+    out = subprocess.run([sys.executable, "-P", "-c", CHILD], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    bundled, decoder, system = json.loads(out)
+    if choice == "system" and system >= 10504:
+        assert decoder == system
+    else:
+        assert decoder == bundled

@@ -256,7 +256,7 @@ class CodecChain:
         """Decode chunk ``i``'s stored ``data`` and copy its selected elements
         into ``out`` (``plan.gather``); errors as ``decode``."""
         if self.native_bytes:
-            plan.gather_raw(i, self.decode_native(data, key), out)
+            plan.gather_raw(i, self._decode_native_reused(data, key), out)
         else:
             plan.gather(i, self.decode(data, key), out)
 
@@ -267,6 +267,29 @@ class CodecChain:
         buf = getattr(self._local, "scratch", None)
         if buf is None:
             buf = self._local.scratch = bytearray(self._decode_sizes[-1])
+        return buf
+
+    def _decode_native_reused(self, data, key):
+        """``decode_native`` into this thread's reused buffer where the last
+        codec to undo can write into one (``decodes_into``: zstd through
+        libzstd), else ``decode_native``. The result is valid until this
+        thread decodes again."""
+        codecs = self.bytes_bytes
+        if not codecs or not getattr(codecs[0], "decodes_into", False):
+            return self.decode_native(data, key)
+        expected = self._decode_sizes[-1]
+        buf = getattr(self._local, "decoded", None)
+        if buf is None:
+            buf = self._local.decoded = bytearray(expected)
+        try:
+            for c, size in zip(reversed(codecs[1:]), self._decode_sizes):
+                data = c.decode(data, size)
+            n = codecs[0].decode_into(data, buf)
+            if n != expected:
+                raise CodecError(f"expected {expected} bytes for shape {self.chunk_shape} "
+                                 f"of {self.dtype.name}, got {n}")
+        except Exception as e:
+            raise _decode_error(e, key) from e
         return buf
 
     def decode_native(self, data, key=""):
