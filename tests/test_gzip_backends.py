@@ -11,6 +11,7 @@ through it; bad data must raise ``CodecError``.
 
 import gzip as gzip_module
 import importlib
+import importlib.util
 import io
 import os
 import pickle
@@ -25,7 +26,7 @@ import pytest
 
 import zarrsync as zs
 from zarrsync import ArrayNode
-from zarrsync.codecs import Bytes, CodecChain, Gzip, _gzip
+from zarrsync.codecs import Bytes, CodecChain, Crc32c, Gzip, _gzip
 from zarrsync.errors import CodecError
 
 PACKAGES = {"isal": "isal", "zlib-ng": "zlib_ng", "zlib": "zlib"}
@@ -345,6 +346,111 @@ def test_empty_environment_variable_means_default():
     assert out.returncode == 0, out.stderr
     chosen, *available = out.stdout.split()
     assert chosen == available[0]
+
+
+# -- reading into a reused buffer (libdeflate) ----------------------------------------
+
+def _decoder_param(name):
+    if name == "libdeflate" and importlib.util.find_spec("deflate") is None:
+        return pytest.param(name, marks=pytest.mark.skip(
+            reason="gzip decoder 'libdeflate': the 'deflate' package is not installed"))
+    return name
+
+
+@pytest.fixture(params=[_decoder_param(n) for n in ("libdeflate", "backend")])
+def decoder(request):
+    previous = _gzip.set_decoder(request.param)
+    yield request.param
+    _gzip.set_decoder(previous)
+
+
+def decode_into(encoded, size):
+    """(what decode_into returns, the buffer) for an output of ``size`` bytes."""
+    out = bytearray(size)
+    return Gzip().decode_into(encoded, out), out
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_decode_into_reads_every_writer(backend, decoder, name):
+    data = PAYLOADS[name]
+    for writer, encoded in other_writers(data).items():
+        n, out = decode_into(encoded, len(data))
+        assert n == len(data) and out == data, writer
+        n, _ = decode_into(encoded, len(data) + 1)  # the chunk is shorter than the buffer
+        assert n == len(data), writer
+        if data:
+            n, _ = decode_into(encoded, len(data) - 1)  # longer than the buffer
+            assert n == len(data), writer
+
+
+def test_decode_into_reads_several_members(backend, decoder):
+    a = PAYLOADS["small-alphabet"]
+    one = Gzip(1).encode(a)
+    n, out = decode_into(one + one, 2 * len(a))
+    assert n == 2 * len(a) and out == a + a
+    # Two equal members are not one: never just the first, whatever the buffer.
+    assert decode_into(one + one, len(a))[0] == 2 * len(a)
+    n, out = decode_into(one + gzip_module.compress(b""), len(a))
+    assert n == len(a) and out == a
+    n, out = decode_into(zlib.compress(a), len(a))
+    assert n == len(a) and out == a
+
+
+def test_decode_into_rejects_bad_data(backend, decoder):
+    data = PAYLOADS["small-alphabet"]
+    encoded = Gzip(1).encode(data)
+    for what, bad in corruptions(encoded).items():
+        with pytest.raises(_gzip.GzipDataError, match="could not be decoded"):
+            decode_into(bad, len(data))
+    for cut in (1, 10, len(encoded) // 2, len(encoded) - 1):
+        with pytest.raises(CodecError, match="truncated"):
+            decode_into(encoded[:cut], len(data))
+
+
+@pytest.mark.parametrize("codecs", [[Bytes(), Gzip(1)], [Bytes(), Gzip(1), Crc32c()]],
+                         ids=["gzip", "gzip-crc32c"])
+def test_reads_through_either_decoder(backend, decoder, codecs):
+    values = field((40, 33, 17), "float32")
+    store = zs.MemoryStore()
+    node = ArrayNode.of_path("/a")
+    store.create_array(node, shape=values.shape, chunks=(16, 16, 8), dtype="float32",
+                       codecs=codecs)
+    store.write_array(node, ..., values)
+    np.testing.assert_array_equal(store.read_array(node), values)
+    np.testing.assert_array_equal(store.read_array(node, (slice(3, None, 5), 7)),
+                                  values[3::5, 7])
+    if len(codecs) == 2:
+        store.set("a/c/0/1/0", Gzip(1).encode(b"\0" * 100))  # a chunk of the wrong size
+        with pytest.raises(CodecError, match="a/c/0/1/0"):
+            store.read_array(node)
+        store.set("a/c/0/1/0", b"not gzip at all")
+        with pytest.raises(CodecError, match="a/c/0/1/0"):
+            store.read_array(node)
+
+
+SHOW_DECODER = "from zarrsync.codecs import _gzip\nprint(_gzip.DECODER)\n"
+
+
+@pytest.mark.parametrize("blocked, env, expected", [
+    ((), "", "libdeflate"),
+    ((), "backend", "backend"),
+    (("deflate",), "", "backend"),
+])
+def test_which_decoder(blocked, env, expected):
+    if expected == "libdeflate":
+        pytest.importorskip("deflate")
+    out = run_python(BLOCK.format(blocked=blocked) + SHOW_DECODER, ZARRSYNC_GZIP_DECODER=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [expected]
+
+
+@pytest.mark.parametrize("env, error", [("inflate64", "ValueError"),
+                                        ("libdeflate", "ImportError")])
+def test_decoder_environment_variable_errors(env, error):
+    out = run_python(BLOCK.format(blocked=("deflate",)) + "import zarrsync",
+                     ZARRSYNC_GZIP_DECODER=env)
+    assert out.returncode != 0
+    assert error in out.stderr and f"ZARRSYNC_GZIP_DECODER={env!r}" in out.stderr
 
 
 # -- other Zarr implementations -------------------------------------------------------

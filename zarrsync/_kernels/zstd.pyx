@@ -28,6 +28,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
 
 from zarrsync._kernels.common cimport advise_hugepages
+from zarrsync._kernels.dynlib cimport zs_dlopen, zs_dlsym
 from zarrsync._kernels.transform cimport bytes_all_equal
 
 cdef extern from "Python.h":
@@ -38,17 +39,6 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    #if defined(_WIN32)
-    #include <windows.h>
-    static void* zs_dlopen(const char* path) { return (void*)LoadLibraryA(path); }
-    static void* zs_dlsym(void* lib, const char* name) {
-        return (void*)GetProcAddress((HMODULE)lib, name);
-    }
-    #else
-    #include <dlfcn.h>
-    static void* zs_dlopen(const char* path) { return dlopen(path, RTLD_NOW | RTLD_LOCAL); }
-    static void* zs_dlsym(void* lib, const char* name) { return dlsym(lib, name); }
-    #endif
     typedef void* (*zs_create_cctx_t)(void);
     typedef size_t (*zs_free_cctx_t)(void*);
     typedef size_t (*zs_set_parameter_t)(void*, int, int);
@@ -61,8 +51,6 @@ cdef extern from *:
     typedef size_t (*zs_free_dctx_t)(void*);
     typedef size_t (*zs_decompress_dctx_t)(void*, void*, size_t, const void*, size_t);
     """
-    void* zs_dlopen(const char* path) nogil
-    void* zs_dlsym(void* lib, const char* name) nogil
     ctypedef void* (*zs_create_cctx_t)() noexcept nogil
     ctypedef size_t (*zs_free_cctx_t)(void*) noexcept nogil
     ctypedef size_t (*zs_set_parameter_t)(void*, int, int) noexcept nogil
