@@ -16,7 +16,7 @@ looks the three functions up.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 
-from zarrsync._kernels.dynlib cimport zs_dlopen, zs_dlsym
+from zarrsync._kernels.dynlib cimport open_symbols
 
 cdef extern from *:
     """
@@ -45,17 +45,10 @@ def load(path):
     global _alloc, _free, _gzip_decompress_ex
     if _gzip_decompress_ex != NULL:
         return True
-    encoded = str(path).encode()
-    cdef void* lib = zs_dlopen(encoded)
-    if lib == NULL:
-        return False
     cdef void* found[3]
-    for k, name in enumerate((b"libdeflate_alloc_decompressor",
-                              b"libdeflate_free_decompressor",
-                              b"libdeflate_gzip_decompress_ex")):
-        found[k] = zs_dlsym(lib, name)
-        if found[k] == NULL:
-            return False  # the handle stays open: closing a library is never needed here
+    if not open_symbols(path, (b"libdeflate_alloc_decompressor", b"libdeflate_free_decompressor",
+                               b"libdeflate_gzip_decompress_ex"), found):
+        return False
     _alloc = <zs_alloc_decompressor_t>found[0]
     _free = <zs_free_decompressor_t>found[1]
     _gzip_decompress_ex = <zs_gzip_decompress_ex_t>found[2]

@@ -18,3 +18,18 @@ cdef extern from *:
     """
     void* zs_dlopen(const char* path) nogil
     void* zs_dlsym(void* lib, const char* name) nogil
+
+
+cdef inline bint open_symbols(path, tuple names, void** found) except -1:
+    # Open the shared library at ``path`` and look every one of ``names`` up
+    # into ``found``; False if it cannot be opened or lacks one. The handle
+    # stays open: closing a library is never needed here.
+    encoded = str(path).encode()
+    cdef void* lib = zs_dlopen(encoded)
+    if lib == NULL:
+        return False
+    for k, name in enumerate(names):
+        found[k] = zs_dlsym(lib, name)
+        if found[k] == NULL:
+            return False
+    return True

@@ -28,7 +28,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
 
 from zarrsync._kernels.common cimport advise_hugepages
-from zarrsync._kernels.dynlib cimport zs_dlopen, zs_dlsym
+from zarrsync._kernels.dynlib cimport open_symbols
 from zarrsync._kernels.transform cimport bytes_all_equal
 
 cdef extern from "Python.h":
@@ -104,25 +104,17 @@ def load(path):
     The first library that loads stays in use.
     """
     global _create_cctx, _free_cctx, _set_parameter, _compress2, _compress_bound
-    global _is_error, _error_name, _version, _create_dctx, _free_dctx, _decompress_dctx
-    global _decoder_version, _dec_is_error, _dec_error_name
+    global _is_error, _error_name, _version
     if _version:
         return _version
-    encoded = str(path).encode()
-    cdef void* lib = zs_dlopen(encoded)
-    if lib == NULL:
+    cdef void* found[8]
+    if not open_symbols(path, (b"ZSTD_createCCtx", b"ZSTD_freeCCtx", b"ZSTD_CCtx_setParameter",
+                               b"ZSTD_compress2", b"ZSTD_compressBound", b"ZSTD_isError",
+                               b"ZSTD_getErrorName", b"ZSTD_versionNumber"), found):
         return 0
-    names = (b"ZSTD_createCCtx", b"ZSTD_freeCCtx", b"ZSTD_CCtx_setParameter",
-             b"ZSTD_compress2", b"ZSTD_compressBound", b"ZSTD_isError",
-             b"ZSTD_getErrorName", b"ZSTD_versionNumber", b"ZSTD_createDCtx",
-             b"ZSTD_freeDCtx", b"ZSTD_decompressDCtx")
-    cdef void* found[11]
-    for k, name in enumerate(names):
-        found[k] = zs_dlsym(lib, name)
-        if found[k] == NULL:
-            return 0  # the handle stays open: closing a library is never needed here
     cdef unsigned version = (<zs_version_number_t>found[7])()
-    if version < 10400:
+    # It decompresses too, unless another library was chosen for that first.
+    if version < 10400 or not (_decoder_version or load_decoder(path)):
         return 0
     _create_cctx = <zs_create_cctx_t>found[0]
     _free_cctx = <zs_free_cctx_t>found[1]
@@ -131,13 +123,6 @@ def load(path):
     _compress_bound = <zs_compress_bound_t>found[4]
     _is_error = <zs_is_error_t>found[5]
     _error_name = <zs_error_name_t>found[6]
-    if not _decoder_version:
-        _create_dctx = <zs_create_dctx_t>found[8]
-        _free_dctx = <zs_free_dctx_t>found[9]
-        _decompress_dctx = <zs_decompress_dctx_t>found[10]
-        _dec_is_error = _is_error
-        _dec_error_name = _error_name
-        _decoder_version = version
     _version = version
     return version
 
@@ -153,16 +138,11 @@ def load_decoder(path, unsigned min_version=10400):
     """
     global _create_dctx, _free_dctx, _decompress_dctx, _decoder_version
     global _dec_is_error, _dec_error_name
-    encoded = str(path).encode()
-    cdef void* lib = zs_dlopen(encoded)
-    if lib == NULL:
-        return 0
     cdef void* found[6]
-    for k, name in enumerate((b"ZSTD_createDCtx", b"ZSTD_freeDCtx", b"ZSTD_decompressDCtx",
-                              b"ZSTD_isError", b"ZSTD_getErrorName", b"ZSTD_versionNumber")):
-        found[k] = zs_dlsym(lib, name)
-        if found[k] == NULL:
-            return 0
+    if not open_symbols(path, (b"ZSTD_createDCtx", b"ZSTD_freeDCtx", b"ZSTD_decompressDCtx",
+                               b"ZSTD_isError", b"ZSTD_getErrorName", b"ZSTD_versionNumber"),
+                        found):
+        return 0
     cdef unsigned version = (<zs_version_number_t>found[5])()
     if version < min_version:
         return 0

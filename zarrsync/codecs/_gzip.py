@@ -175,15 +175,22 @@ def set_backend(name):
     return previous
 
 
+def _chosen_by_environment(variable, choose):
+    """Call ``choose(name)`` for the name the environment variable gives, if
+    not empty (True then); its errors name the variable."""
+    requested = os.environ.get(variable, "")
+    if not requested:
+        return False
+    try:
+        choose(requested)
+    except (ValueError, ImportError) as e:
+        raise type(e)(f"{variable}={requested!r}: {e}") from e
+    return True
+
+
 BACKEND = None
 _backend = None
-_requested = os.environ.get("ZARRSYNC_GZIP", "")
-if _requested:
-    try:
-        set_backend(_requested)
-    except (ValueError, ImportError) as e:
-        raise type(e)(f"ZARRSYNC_GZIP={_requested!r}: {e}") from e
-else:
+if not _chosen_by_environment("ZARRSYNC_GZIP", set_backend):
     for _name in BACKENDS:  # the first that imports; zlib always does
         try:
             set_backend(_name)
@@ -220,13 +227,7 @@ def set_decoder(name):
 
 
 DECODER = "backend"
-_requested = os.environ.get("ZARRSYNC_GZIP_DECODER", "")
-if _requested:
-    try:
-        set_decoder(_requested)
-    except (ValueError, ImportError) as e:
-        raise type(e)(f"ZARRSYNC_GZIP_DECODER={_requested!r}: {e}") from e
-elif _load_libdeflate():
+if not _chosen_by_environment("ZARRSYNC_GZIP_DECODER", set_decoder) and _load_libdeflate():
     DECODER = "libdeflate"
 
 _local = threading.local()
