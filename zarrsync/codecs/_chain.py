@@ -269,25 +269,27 @@ class CodecChain:
             buf = self._local.scratch = bytearray(self._decode_sizes[-1])
         return buf
 
+    def _check_decoded_size(self, n):
+        expected = self._decode_sizes[-1]
+        if n != expected:
+            raise CodecError(f"expected {expected} bytes for shape {self.chunk_shape} "
+                             f"of {self.dtype.name}, got {n}")
+
     def _decode_native_reused(self, data, key):
         """``decode_native`` into this thread's reused buffer where the last
         codec to undo can write into one (``decodes_into``: zstd through
-        libzstd), else ``decode_native``. The result is valid until this
+        libzstd, gzip through libdeflate), else ``decode_native``. The result is valid until this
         thread decodes again."""
         codecs = self.bytes_bytes
         if not codecs or not getattr(codecs[0], "decodes_into", False):
             return self.decode_native(data, key)
-        expected = self._decode_sizes[-1]
         buf = getattr(self._local, "decoded", None)
         if buf is None:
-            buf = self._local.decoded = bytearray(expected)
+            buf = self._local.decoded = bytearray(self._decode_sizes[-1])
         try:
             for c, size in zip(reversed(codecs[1:]), self._decode_sizes):
                 data = c.decode(data, size)
-            n = codecs[0].decode_into(data, buf)
-            if n != expected:
-                raise CodecError(f"expected {expected} bytes for shape {self.chunk_shape} "
-                                 f"of {self.dtype.name}, got {n}")
+            self._check_decoded_size(codecs[0].decode_into(data, buf))
         except Exception as e:
             raise _decode_error(e, key) from e
         return buf
@@ -298,10 +300,7 @@ class CodecChain:
         try:
             for c, size in zip(reversed(self.bytes_bytes), self._decode_sizes):
                 data = c.decode(data, size)
-            expected = self._decode_sizes[-1]
-            if len(data) != expected:
-                raise CodecError(f"expected {expected} bytes for shape {self.chunk_shape} "
-                                 f"of {self.dtype.name}, got {len(data)}")
+            self._check_decoded_size(len(data))
         except Exception as e:
             raise _decode_error(e, key) from e
         return data
