@@ -21,6 +21,21 @@ def test_set_threads_rejects_bad_values(bad, restore_threads):
         zs.config.set_threads(bad)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n_items", [0, 1, 5, 16, 17, 1000])
+def test_batch_bounds_split_items_in_order(threads, n_items, restore_threads):
+    zs.config.set_threads(threads)
+    bounds = zs.config.batch_bounds(n_items)
+    assert bounds[0] == 0 and bounds[-1] == n_items
+    if not n_items:
+        assert bounds == [0]  # no batch at all
+        return
+    sizes = np.diff(bounds)
+    per_call = 1 if threads == 1 else zs.config.BATCHES_PER_THREAD * threads
+    assert len(sizes) == min(n_items, per_call)
+    assert sizes.min() >= 1 and sizes.max() - sizes.min() <= 1
+
+
 @pytest.mark.parametrize("n_items,nbytes", [
     (8, 10),                                   # a small call
     (4096, 4096 * 512),                        # many tiny chunks (8x8 float64)

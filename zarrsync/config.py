@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["get_threads", "set_threads", "run_chunks"]
+__all__ = ["get_threads", "set_threads", "run_chunks", "batch_bounds"]
 
 #: Below this many bytes of selection a call runs on the calling thread.
 MIN_PARALLEL_BYTES = 1 << 20
@@ -19,6 +19,9 @@ MIN_PARALLEL_BYTES = 1 << 20
 #: GIL) then outweighs the codec work the threads would share (8x8 float64
 #: chunks ran 5x slower on two threads).
 MIN_PARALLEL_CHUNK_BYTES = 1 << 16
+
+#: Items split into batches (``batch_bounds``) make this many per thread.
+BATCHES_PER_THREAD = 8
 
 _lock = threading.Lock()
 _threads = os.cpu_count() or 1
@@ -75,6 +78,17 @@ def run_chunks(work, n_items, nbytes):
     batch.finished.wait()
     if batch.error is not None:
         raise batch.error
+
+
+def batch_bounds(n_items):
+    """``[0, ..., n_items]``: batch ``b`` of ``n_items`` items is
+    ``bounds[b]:bounds[b + 1]``, for ``run_chunks`` over ``len(bounds) - 1``
+    batches. One batch at one thread; else ``BATCHES_PER_THREAD`` per
+    thread, taken as threads come free, so that a thread slowed down (by
+    the hypervisor, say) does not hold up the call."""
+    threads = _threads
+    n = min(n_items, BATCHES_PER_THREAD * threads if threads > 1 else 1)
+    return [n_items * b // n for b in range(n + 1)] if n else [0]
 
 
 class _Batch:

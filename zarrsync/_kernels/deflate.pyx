@@ -15,7 +15,9 @@ looks the three functions up.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.pycapsule cimport PyCapsule_New
 
+from zarrsync._kernels.decoder cimport RAW_DECODER_CAPSULE, RawDecoder
 from zarrsync._kernels.dynlib cimport open_symbols
 
 cdef extern from *:
@@ -64,6 +66,7 @@ cdef class Inflater:
     """One libdeflate decompressor, for one thread at a time."""
 
     cdef void* d
+    cdef RawDecoder raw
 
     def __cinit__(self):
         if _gzip_decompress_ex == NULL:
@@ -71,6 +74,14 @@ cdef class Inflater:
         self.d = _alloc()
         if self.d == NULL:
             raise MemoryError()
+        self.raw.decode = _raw_gzip_member
+        self.raw.state = self.d
+
+    def raw_decoder(self):
+        """``gzip_member_into`` for ``ChunkPlan.gather_decoded_many``: a capsule
+        of this decompressor's ``RawDecoder`` (see ``decoder.pxd``), valid
+        while it lives."""
+        return PyCapsule_New(&self.raw, RAW_DECODER_CAPSULE, NULL)
 
     def __dealloc__(self):
         if self.d != NULL:
@@ -82,20 +93,25 @@ cdef class Inflater:
         nothing after it) holding at most ``len(out)`` bytes: the number of
         bytes written. -1 otherwise, with ``out`` in an unspecified state."""
         cdef Py_buffer src, dst
-        cdef int result
-        cdef size_t used_in = 0, written = 0, size
+        cdef Py_ssize_t written
         PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
-        size = src.len
         try:
             PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
             try:
                 with nogil:
-                    result = _gzip_decompress_ex(self.d, src.buf, src.len, dst.buf, dst.len,
-                                                 &used_in, &written)
+                    written = _raw_gzip_member(self.d, src.buf, src.len, dst.buf, dst.len)
             finally:
                 PyBuffer_Release(&dst)
         finally:
             PyBuffer_Release(&src)
-        if result != LIBDEFLATE_SUCCESS or used_in != size:
-            return -1
-        return <Py_ssize_t>written
+        return written
+
+
+cdef Py_ssize_t _raw_gzip_member(void* d, const void* src, size_t n, void* dst,
+                                 size_t capacity) noexcept nogil:
+    # One whole gzip member of src decoded into dst by decompressor d, or -1.
+    cdef size_t used_in = 0, written = 0
+    cdef int result = _gzip_decompress_ex(d, src, n, dst, capacity, &used_in, &written)
+    if result != LIBDEFLATE_SUCCESS or used_in != n:
+        return -1
+    return <Py_ssize_t>written

@@ -19,8 +19,10 @@ from libc.stdint cimport uint8_t, int64_t
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.pycapsule cimport PyCapsule_GetPointer
 
 from zarrsync._kernels.common cimport MAX_NDIM, ceildiv
+from zarrsync._kernels.decoder cimport RAW_DECODER_CAPSULE, RawDecoder
 from zarrsync._kernels.copy cimport copy_nd, get_strided_buffer
 from zarrsync._kernels.memory import STREAM_MIN_BYTES as _STREAM_MIN_BYTES
 
@@ -512,6 +514,79 @@ cdef class ChunkPlan:
                 PyBuffer_Release(&raw)
         finally:
             PyBuffer_Release(&dv)
+
+    def gather_decoded_many(self, const int64_t[::1] indices, list frames, Py_ssize_t start,
+                            out, decoder, scratch):
+        """``gather_raw`` of chunk ``indices[k]`` from ``frames[k]`` decoded, for
+        every ``k`` from ``start`` on, in one call that holds the GIL only to
+        set up: a thread decoding many chunks does not hand the GIL back and
+        forth with the others once per chunk.
+
+        ``decoder`` is an object with ``raw_decoder()`` (``decoder.pxd``);
+        each chunk is decoded into ``scratch``, a writable buffer of at least
+        one chunk's bytes, then copied into ``out``. Returns -1 when every
+        chunk is done, else the first ``k`` the decoder refused or that did
+        not decode to exactly one chunk's bytes: the chunks before it are in
+        ``out``, it and those after it are not (the caller decodes it through
+        Python, which names the error, and may call again from ``k + 1``).
+        """
+        cdef Py_buffer sv, dv, scr
+        cdef Py_buffer* src = NULL
+        cdef Py_ssize_t shape[MAX_NDIM]
+        cdef Py_ssize_t strides[MAX_NDIM]
+        cdef Py_ssize_t nbytes, k, count = indices.shape[0], need = 1, acquired = 0
+        cdef Py_ssize_t failed = -1, written
+        cdef Py_ssize_t* offsets = NULL
+        cdef RawDecoder* dec
+        cdef bint stream
+        if len(frames) != count:
+            raise ValueError(f"{count} chunk indices but {len(frames)} frames")
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        capsule = decoder.raw_decoder()  # valid while ``decoder`` is referenced here
+        dec = <RawDecoder*>PyCapsule_GetPointer(capsule, RAW_DECODER_CAPSULE)
+        for k in range(start, count):
+            self._check(indices[k])
+            need = max(need, self._offsets_needed(indices[k]))
+        get_strided_buffer(out, &dv, True)
+        try:
+            self._check_operand(&dv, False, "destination")
+            self._c_order(dv.itemsize, shape, strides, &nbytes)
+            PyObject_GetBuffer(scratch, &scr, PyBUF_SIMPLE | PyBUF_WRITABLE)
+            try:
+                if scr.len < nbytes:
+                    raise ValueError(f"scratch holds {scr.len} bytes, a chunk {nbytes}")
+                if count > start:
+                    src = <Py_buffer*>malloc((count - start) * sizeof(Py_buffer))
+                offsets = <Py_ssize_t*>malloc(need * sizeof(Py_ssize_t))
+                if offsets == NULL or (count > start and src == NULL):
+                    raise MemoryError()
+                for k in range(start, count):
+                    PyObject_GetBuffer(frames[k], &src[acquired], PyBUF_SIMPLE)
+                    acquired += 1
+                sv.buf = scr.buf
+                sv.ndim = self.ndim
+                sv.itemsize = dv.itemsize
+                sv.shape = shape
+                sv.strides = strides
+                stream = dv.len >= STREAM_MIN_BYTES
+                with nogil:
+                    for k in range(start, count):
+                        written = dec.decode(dec.state, src[k - start].buf,
+                                             <size_t>src[k - start].len, scr.buf, <size_t>nbytes)
+                        if written != nbytes:
+                            failed = k
+                            break
+                        self._copy_with(indices[k], &sv, &dv, True, stream, offsets)
+            finally:
+                for k in range(acquired):
+                    PyBuffer_Release(&src[k])
+                free(src)
+                free(offsets)
+                PyBuffer_Release(&scr)
+        finally:
+            PyBuffer_Release(&dv)
+        return failed
 
     def scatter_to_bytes(self, Py_ssize_t i, value, out=None):
         """Chunk ``i`` as bytes in C order and native byte order, copied from

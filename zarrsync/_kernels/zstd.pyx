@@ -26,8 +26,10 @@ from cpython.buffer cimport (PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
+from cpython.pycapsule cimport PyCapsule_New
 
 from zarrsync._kernels.common cimport advise_hugepages
+from zarrsync._kernels.decoder cimport RAW_DECODER_CAPSULE, RawDecoder
 from zarrsync._kernels.dynlib cimport open_symbols
 from zarrsync._kernels.transform cimport bytes_all_equal
 
@@ -227,6 +229,12 @@ cdef class Context:
         return _resize_owned(raw, n)
 
 
+ctypedef struct zs_dstate:
+    void* dctx
+    zs_decompress_dctx_t decompress
+    zs_is_error_t is_error
+
+
 cdef class DContext:
     """One decompression context (``ZSTD_DCtx``), for one thread at a time.
 
@@ -235,27 +243,35 @@ cdef class DContext:
     took ~8% less CPU.
     """
 
-    cdef void* dctx
-    # The functions of the library that made it (``load_decoder`` may change library).
+    # The context and the functions of the library that made it
+    # (``load_decoder`` may change library), reachable without the GIL.
+    cdef zs_dstate d
     cdef zs_free_dctx_t free_dctx
-    cdef zs_decompress_dctx_t decompress_dctx
-    cdef zs_is_error_t is_error
     cdef zs_error_name_t error_name
+    cdef RawDecoder raw
 
     def __cinit__(self):
         if not _decoder_version:
             raise RuntimeError("no zstd library is loaded")
         self.free_dctx = _free_dctx
-        self.decompress_dctx = _decompress_dctx
-        self.is_error = _dec_is_error
+        self.d.decompress = _decompress_dctx
+        self.d.is_error = _dec_is_error
         self.error_name = _dec_error_name
-        self.dctx = _create_dctx()
-        if self.dctx == NULL:
+        self.d.dctx = _create_dctx()
+        if self.d.dctx == NULL:
             raise MemoryError()
+        self.raw.decode = _raw_decompress
+        self.raw.state = &self.d
+
+    def raw_decoder(self):
+        """``decompress_into`` for ``ChunkPlan.gather_decoded_many``: a capsule
+        of this context's ``RawDecoder`` (see ``decoder.pxd``), valid while
+        this context lives."""
+        return PyCapsule_New(&self.raw, RAW_DECODER_CAPSULE, NULL)
 
     def __dealloc__(self):
-        if self.dctx != NULL:
-            self.free_dctx(self.dctx)
+        if self.d.dctx != NULL:
+            self.free_dctx(self.d.dctx)
 
     def decompress_into(self, data, out):
         """Decompress the frames in ``data`` into the writable buffer ``out``;
@@ -268,14 +284,25 @@ cdef class DContext:
             PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
             try:
                 with nogil:
-                    n = self.decompress_dctx(self.dctx, dst.buf, dst.len, src.buf, src.len)
+                    n = self.d.decompress(self.d.dctx, dst.buf, dst.len, src.buf, src.len)
             finally:
                 PyBuffer_Release(&dst)
         finally:
             PyBuffer_Release(&src)
-        if self.is_error(n):
+        if self.d.is_error(n):
             raise ZstdFailed(self.error_name(n).decode())
         return n
+
+
+cdef Py_ssize_t _raw_decompress(void* state, const void* src, size_t n, void* dst,
+                                size_t capacity) noexcept nogil:
+    # A DContext's RawDecoder: its decompress_into without the GIL; -1 for an
+    # error, whose name decompress_into gives when the caller retries there.
+    cdef zs_dstate* d = <zs_dstate*>state
+    cdef size_t written = d.decompress(d.dctx, dst, capacity, src, n)
+    if d.is_error(written):
+        return -1
+    return <Py_ssize_t>written
 
 
 class ZstdFailed(Exception):

@@ -97,6 +97,12 @@ class BytesToBytesCodec(Codec):
         """The encoded size for ``size`` input bytes, if fixed, else ``None``."""
         return None
 
+    def thread_decoder(self):
+        """This thread's decoder that runs without the GIL, for
+        ``ChunkPlan.gather_decoded_many`` (an object with ``raw_decoder()``),
+        or ``None`` where this codec has none."""
+        return None
+
     #: True if ``encode_many`` works here.
     encodes_many = False
 
@@ -259,6 +265,33 @@ class CodecChain:
             plan.gather_raw(i, self._decode_native_reused(data, key), out)
         else:
             plan.gather(i, self.decode(data, key), out)
+
+    def gather_stored_many(self, plan, indices, datas, out, name_of):
+        """``gather_stored`` of chunk ``indices[k]`` from its stored ``datas[k]``
+        for every ``k``; ``name_of(k)`` is its key for errors.
+
+        A ``native_bytes`` chain of one codec with a ``thread_decoder``
+        decodes them all in one call without the GIL (a batch of a shard's
+        inner chunks took one GIL hand-off per chunk otherwise). A chunk that
+        decoder refuses goes through ``gather_stored``, which decodes it
+        another way or raises, and the batch goes on after it.
+        """
+        decoder = (self.bytes_bytes[0].thread_decoder()
+                   if self.native_bytes and len(self.bytes_bytes) == 1 else None)
+        if decoder is None:
+            for k, (i, data) in enumerate(zip(indices, datas)):
+                self.gather_stored(plan, i, data, out, name_of(k))
+            return
+        indices = np.asarray(indices, dtype=np.int64)
+        buf = self._thread_buffer("decoded")
+        start = 0
+        while start < len(datas):
+            refused = plan.gather_decoded_many(indices, datas, start, out, decoder, buf)
+            if refused < 0:
+                return
+            self.gather_stored(plan, int(indices[refused]), datas[refused], out,
+                               name_of(refused))
+            start = refused + 1
 
     def scratch(self):
         """This thread's reusable buffer of one decoded chunk's size: where a

@@ -274,6 +274,11 @@ class Gzip(BytesToBytesCodec):
     def encode(self, data):
         return _backend.compress(data, self.level)
 
+    def thread_decoder(self):
+        """This thread's libdeflate decompressor, when ``decodes_into``: it
+        takes one whole gzip member per chunk, and refuses anything else."""
+        return _inflater() if self.decodes_into else None
+
     @property
     def decodes_into(self):
         """True if ``decode_into`` decodes with libdeflate (``DECODER``)."""

@@ -118,6 +118,10 @@ class Zstd(BytesToBytesCodec):
             dctx = self._local.native_d = zstd_kernel.DContext()
         return dctx
 
+    def thread_decoder(self):
+        """``native_decompressor()``: libzstd without the GIL, when loaded."""
+        return self.native_decompressor()
+
     @property
     def decodes_into(self):
         """True if ``decode_into`` can be used (libzstd is loaded)."""

@@ -502,6 +502,12 @@ class Hierarchy:
             values = self.get_many(keys)
             fill_chunk = np.broadcast_to(state.fill_array, meta.chunks)
             chain = state.chain
+            # The work is decoding whole chunks when compressed, even for a
+            # strided selection that keeps few of their elements.
+            work = plan.nchunks * state.chunk_nbytes if chain.bytes_bytes else out.nbytes
+            if chain.bytes_bytes and plan.nchunks > 1:
+                self._read_in_batches(plan, keys, values, fill_chunk, chain, out, work)
+                return _as_selected(out, sel)
 
             def read_chunk(i):
                 raw = values[i]
@@ -510,11 +516,31 @@ class Hierarchy:
                 else:
                     chain.gather_stored(plan, i, raw, out, keys[i])
 
-            # The work is decoding whole chunks when compressed, even for a
-            # strided selection that keeps few of their elements.
-            work = plan.nchunks * state.chunk_nbytes if chain.bytes_bytes else out.nbytes
             run_chunks(read_chunk, plan.nchunks, work)
         return _as_selected(out, sel)
+
+    @staticmethod
+    def _read_in_batches(plan, keys, values, fill_chunk, chain, out, work):
+        """``read_array``'s decoding of compressed chunks: in batches, each
+        decoded in one call without the GIL where the chain allows
+        (``gather_stored_many``), several per thread (``batch_bounds``).
+        Decoded one chunk per Python call (a GIL hand-off each), a W4 read
+        right after zarr-python's kept its two threads busy 75-86% of the
+        time (95% after tensorstore's), and 8x8 chunks (W6) were read on
+        one thread."""
+        bounds = config.batch_bounds(plan.nchunks)
+
+        def read_batch(b):
+            stored = []
+            for i in range(bounds[b], bounds[b + 1]):
+                if values[i] is None:
+                    plan.gather(i, fill_chunk, out)
+                else:
+                    stored.append(i)
+            chain.gather_stored_many(plan, stored, [values[i] for i in stored], out,
+                                     lambda k: keys[stored[k]])
+
+        run_chunks(read_batch, len(bounds) - 1, work)
 
     def write_array(self, node, selection, x):
         """Write ``x`` to ``selection`` of array ``node``.

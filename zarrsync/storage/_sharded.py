@@ -17,7 +17,7 @@ from .._kernels import zstd as zstd_kernel
 from ..codecs._sharding import EMPTY, ShardingIndexed
 from ..codecs._vlen import fill_array, is_vlen, new_filled
 from ..codecs._zstd import Zstd, native_available
-from ..config import get_threads, run_chunks
+from ..config import batch_bounds, get_threads, run_chunks
 from ..errors import CodecError
 from ..indexing import ChunkPlan, ElementPlan
 
@@ -178,10 +178,10 @@ class ShardLayout:
             return
         # Fetch shard by shard (each under its lock), then decode every stored
         # inner chunk of the call on the pool.
-        work = []
+        work, values, names = [], [], []
         for shard_coords, indices, positions, _ in self.group_by_shard(plan):
             key = state.chunk_key(shard_coords)
-            entries, stored, values = self._read_shard(store, key, positions, indices)
+            entries, stored, shard_values = self._read_shard(store, key, positions, indices)
             if entries is None:
                 for i in indices:
                     plan.gather(i, self.fill_inner, out)
@@ -189,14 +189,24 @@ class ShardLayout:
             for i, p in zip(indices, positions):
                 if entries[2 * p] == EMPTY:
                     plan.gather(i, self.fill_inner, out)
-            work.extend((i, value, key, p) for (i, p), value in zip(stored, values))
+            work.extend(i for i, _ in stored)
+            names.extend((key, p) for _, p in stored)
+            values.extend(shard_values)
         inner = self.codec.inner
+        # Batches of inner chunks, each decoded in one call without the GIL
+        # where the codec allows (``gather_stored_many``).
+        bounds = batch_bounds(len(work))
 
-        def read_inner(k):
-            i, value, key, p = work[k]
-            inner.gather_stored(plan, i, value, out, f"{key} (inner chunk {p})")
+        def read_batch(b):
+            lo, hi = bounds[b], bounds[b + 1]
 
-        run_chunks(read_inner, len(work), len(work) * self.inner_nbytes)
+            def name_of(k):
+                key, p = names[lo + k]
+                return f"{key} (inner chunk {p})"
+
+            inner.gather_stored_many(plan, work[lo:hi], values[lo:hi], out, name_of)
+
+        run_chunks(read_batch, len(bounds) - 1, len(work) * self.inner_nbytes)
 
     def _read_one(self, store, state, plan, out):
         """``read`` of a plan of one inner chunk (point reads): no grouping, no pool."""
