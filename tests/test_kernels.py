@@ -7,6 +7,8 @@ import struct
 import crc32c as crc32c_lib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zarrsync._kernels import memory, transform
 from zarrsync._kernels.indexing import ChunkPlan
@@ -173,6 +175,64 @@ def test_raw_routes_check_sizes_and_take_strided_values():
     full = ChunkPlan((4, 6), (2, 3), [(0, 1, 4), (0, 1, 6)])
     strided = np.asfortranarray(data)
     assert full.scatter_to_bytes(3, strided) == data[2:, 3:].tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_scatter_many_to_bytes_matches_each_chunk_alone(data):
+    """Covered chunks copied in one call (row by row across chunks where the
+    value's rows are contiguous and every axis is a slice of step 1; chunk by
+    chunk otherwise) hold what ``scatter_to_bytes`` makes of each alone, and
+    what NumPy cuts out of the value."""
+    ndim = data.draw(st.integers(1, 4), label="ndim")
+    chunks = tuple(data.draw(st.integers(1, 5), label="chunk") for _ in range(ndim))
+    counts = tuple(data.draw(st.integers(1, 4), label="chunks") for _ in range(ndim))
+    first = tuple(data.draw(st.integers(0, 2), label="first chunk") for _ in range(ndim))
+    shape = tuple((f + n) * c + data.draw(st.integers(0, 3)) for f, n, c in zip(first, counts, chunks))
+    axes, picked = [], []
+    for d in range(ndim):
+        start, stop = first[d] * chunks[d], (first[d] + counts[d]) * chunks[d]
+        if data.draw(st.booleans(), label="index array"):
+            # Whole chunks, each in an order of its own: covered, not a slice.
+            index = np.concatenate([
+                np.array(data.draw(st.permutations(range(b, b + chunks[d]))), dtype=np.int64)
+                for b in range(start, stop, chunks[d])])
+            axes.append(index)
+            picked.append(index)
+        else:
+            axes.append((start, 1, stop - start))
+            picked.append(np.arange(start, stop))
+    plan = ChunkPlan(shape, chunks, axes)
+    dtype = data.draw(st.sampled_from(["u1", "<i2", "<f4", "<f8", "<c16"]), label="dtype")
+    full = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape).astype(dtype)
+    value = full[np.ix_(*picked)] if ndim else full
+    if data.draw(st.booleans(), label="strided value"):
+        wide = np.zeros(value.shape[:-1] + (2 * value.shape[-1],), dtype=dtype)
+        wide[..., ::2] = value
+        value = wide[..., ::2]
+    indices = plan.covered_chunks()
+    assert len(indices) == int(np.prod(counts))
+    nbytes = int(np.prod(chunks)) * np.dtype(dtype).itemsize
+    out = bytearray(len(indices) * nbytes)
+    plan.scatter_many_to_bytes(indices, value, out)
+    for k, i in enumerate(indices.tolist()):
+        piece = bytes(out[k * nbytes:(k + 1) * nbytes])
+        assert piece == bytes(plan.scatter_to_bytes(i, value))
+        coords = plan.chunk_coords(i)
+        region = tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, chunks))
+        assert piece == np.ascontiguousarray(full[region]).tobytes()
+
+
+def test_scatter_many_to_bytes_of_more_chunks_than_one_walk():
+    """Past the 64 chunks walked together, and an uneven last group."""
+    full = np.random.default_rng(1).random((12, 70 * 4), dtype=np.float32)
+    plan = ChunkPlan(full.shape, (3, 4), [(0, 1, 12), (0, 1, 280)])
+    indices = plan.covered_chunks()
+    out = bytearray(len(indices) * 48)
+    plan.scatter_many_to_bytes(indices[::-1].copy(), full, out)
+    for k, i in enumerate(indices[::-1].tolist()):
+        a, b = plan.chunk_coords(i)
+        assert out[k * 48:(k + 1) * 48] == full[3 * a:3 * a + 3, 4 * b:4 * b + 4].tobytes()
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64", "complex128",

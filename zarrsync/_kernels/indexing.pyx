@@ -31,6 +31,10 @@ import numpy
 # Gathers into an output of at least this many bytes stream their stores
 # (see memory.new_output).
 cdef Py_ssize_t STREAM_MIN_BYTES = _STREAM_MIN_BYTES
+# ``scatter_many_to_bytes`` walks the rows of at most this many chunks at a
+# time: enough for a row of small chunks, few enough that the rows it reads
+# together stay close in the value.
+cdef Py_ssize_t ROW_WALK_CHUNKS = 64
 
 cdef extern from *:
     """
@@ -654,6 +658,7 @@ cdef class ChunkPlan:
         cdef Py_ssize_t strides[MAX_NDIM]
         cdef Py_ssize_t nbytes, k, count = indices.shape[0], need = 1
         cdef Py_ssize_t* scratch
+        cdef Py_ssize_t* origins
         for k in range(count):
             if not self.covers_inner_chunk(indices[k]):
                 raise ValueError(f"chunk {indices[k]} is not wholly covered by the selection")
@@ -670,6 +675,21 @@ cdef class ChunkPlan:
                 dv.itemsize = sv.itemsize
                 dv.shape = shape
                 dv.strides = strides
+                if self._rows_walkable(indices, &sv):
+                    origins = <Py_ssize_t*>malloc(count * sizeof(Py_ssize_t))
+                    if origins == NULL:
+                        raise MemoryError()
+                    with nogil:
+                        for k in range(count):
+                            origins[k] = self._origin_in_value(indices[k], &sv)
+                        k = 0
+                        while k < count:
+                            self._walk_rows(<const char*>sv.buf, origins + k, &sv,
+                                            <char*>ov.buf + k * nbytes, nbytes,
+                                            min(ROW_WALK_CHUNKS, count - k))
+                            k += ROW_WALK_CHUNKS
+                    free(origins)
+                    return
                 for k in range(count):
                     need = max(need, self._offsets_needed(indices[k]))
                 scratch = <Py_ssize_t*>malloc(need * sizeof(Py_ssize_t))
@@ -684,6 +704,64 @@ cdef class ChunkPlan:
                 PyBuffer_Release(&ov)
         finally:
             PyBuffer_Release(&sv)
+
+    cdef bint _rows_walkable(self, const int64_t[::1] indices, Py_buffer* sv) noexcept:
+        # True if the covered chunks ``indices`` can be copied row by row
+        # across chunks (``_walk_rows``): rows contiguous in the value, and
+        # every chunk selected by a slice of step 1 on every axis (an index
+        # array may reorder a chunk's elements).
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t k
+        cdef int d
+        if sv.strides[self.ndim - 1] != sv.itemsize:
+            return False
+        for k in range(indices.shape[0]):
+            self._groups_of(indices[k], groups)
+            for d in range(self.ndim):
+                if self.g_explicit[groups[d]] >= 0 or self.g_in_step[groups[d]] != 1:
+                    return False
+        return True
+
+    cdef Py_ssize_t _origin_in_value(self, Py_ssize_t i, Py_buffer* sv) noexcept nogil:
+        # Byte offset in the value of covered chunk i's first element.
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t origin = 0
+        cdef int d
+        self._groups_of(i, groups)
+        for d in range(self.ndim):
+            origin += self.g_out_first[groups[d]] * sv.strides[d]
+        return origin
+
+    cdef void _walk_rows(self, const char* src, const Py_ssize_t* origins, Py_buffer* sv,
+                         char* dst, Py_ssize_t nbytes, Py_ssize_t count) noexcept nogil:
+        # Copy ``count`` whole chunks (first elements at ``origins`` in the
+        # value) into ``dst``, one after the other in C order: row r of every
+        # chunk, then row r + 1. Chunks next to each other in the value then
+        # read it in long runs, each line once, rather than one chunk's short
+        # runs far apart per pass (W4's 32^3 inner chunks of a 256^3 array:
+        # 128-byte runs at 1 KiB; their gather ran at half its speed from
+        # the caches).
+        cdef int d, last = self.ndim - 1
+        cdef Py_ssize_t idx[MAX_NDIM]
+        cdef Py_ssize_t run = self.chunk_shape[last] * sv.itemsize
+        cdef Py_ssize_t rows = 1, r, k, s_row, d_row = 0
+        for d in range(last):
+            rows *= self.chunk_shape[d]
+            idx[d] = 0
+        for r in range(rows):
+            s_row = 0
+            for d in range(last):
+                s_row += idx[d] * sv.strides[d]
+            for k in range(count):
+                memcpy(dst + k * nbytes + d_row, src + origins[k] + s_row, run)
+            d_row += run
+            d = last - 1
+            while d >= 0:
+                idx[d] += 1
+                if idx[d] < self.chunk_shape[d]:
+                    break
+                idx[d] = 0
+                d -= 1
 
     cdef int _check_operand(self, Py_buffer* v, bint is_chunk, str role) except -1:
         cdef int d
