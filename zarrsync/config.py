@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["get_threads", "set_threads", "run_chunks", "batch_bounds"]
+__all__ = ["get_threads", "set_threads", "run_chunks", "batch_bounds", "run_batches"]
 
 #: Below this many bytes of selection a call runs on the calling thread.
 MIN_PARALLEL_BYTES = 1 << 20
@@ -89,6 +89,13 @@ def batch_bounds(n_items):
     threads = _threads
     n = min(n_items, BATCHES_PER_THREAD * threads if threads > 1 else 1)
     return [n_items * b // n for b in range(n + 1)] if n else [0]
+
+
+def run_batches(work, n_items, nbytes):
+    """``work(lo, hi)`` for every batch ``lo:hi`` of ``batch_bounds(n_items)``,
+    through ``run_chunks`` (``nbytes``: the work of all items together)."""
+    bounds = batch_bounds(n_items)
+    run_chunks(lambda b: work(bounds[b], bounds[b + 1]), len(bounds) - 1, nbytes)
 
 
 class _Batch:

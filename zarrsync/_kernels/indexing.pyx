@@ -481,15 +481,22 @@ cdef class ChunkPlan:
             total *= n
         return total
 
-    cdef void _c_order(self, Py_ssize_t itemsize, Py_ssize_t* shape, Py_ssize_t* strides,
-                       Py_ssize_t* nbytes) noexcept nogil:
-        # The shape and strides of one C-contiguous chunk.
+    cdef Py_ssize_t _c_order(self, Py_buffer* chunk, Py_ssize_t itemsize, Py_ssize_t* shape,
+                             Py_ssize_t* strides) noexcept nogil:
+        # Describe in ``chunk`` (all but its ``buf``) one C-contiguous chunk of
+        # ``itemsize``-byte elements, with room ``shape`` and ``strides``;
+        # returns its size in bytes.
         cdef int d
-        nbytes[0] = itemsize
+        cdef Py_ssize_t nbytes = itemsize
         for d in range(self.ndim - 1, -1, -1):
             shape[d] = self.chunk_shape[d]
-            strides[d] = nbytes[0]
-            nbytes[0] *= self.chunk_shape[d]
+            strides[d] = nbytes
+            nbytes *= self.chunk_shape[d]
+        chunk.ndim = self.ndim
+        chunk.itemsize = itemsize
+        chunk.shape = shape
+        chunk.strides = strides
+        return nbytes
 
     def gather_raw(self, Py_ssize_t i, data, out):
         """Like ``gather``, from ``data``: the chunk's elements as contiguous
@@ -503,16 +510,12 @@ cdef class ChunkPlan:
         get_strided_buffer(out, &dv, True)
         try:
             self._check_operand(&dv, False, "destination")
-            self._c_order(dv.itemsize, shape, strides, &nbytes)
+            nbytes = self._c_order(&sv, dv.itemsize, shape, strides)
             PyObject_GetBuffer(data, &raw, PyBUF_SIMPLE)
             try:
                 if raw.len != nbytes:
                     raise ValueError(f"a chunk holds {nbytes} bytes, got {raw.len}")
                 sv.buf = raw.buf
-                sv.ndim = self.ndim
-                sv.itemsize = dv.itemsize
-                sv.shape = shape
-                sv.strides = strides
                 self._copy(i, &sv, &dv, True, dv.len >= STREAM_MIN_BYTES)
             finally:
                 PyBuffer_Release(&raw)
@@ -555,7 +558,7 @@ cdef class ChunkPlan:
         get_strided_buffer(out, &dv, True)
         try:
             self._check_operand(&dv, False, "destination")
-            self._c_order(dv.itemsize, shape, strides, &nbytes)
+            nbytes = self._c_order(&sv, dv.itemsize, shape, strides)
             PyObject_GetBuffer(scratch, &scr, PyBUF_SIMPLE | PyBUF_WRITABLE)
             try:
                 if scr.len < nbytes:
@@ -569,10 +572,6 @@ cdef class ChunkPlan:
                     PyObject_GetBuffer(frames[k], &src[acquired], PyBUF_SIMPLE)
                     acquired += 1
                 sv.buf = scr.buf
-                sv.ndim = self.ndim
-                sv.itemsize = dv.itemsize
-                sv.shape = shape
-                sv.strides = strides
                 stream = dv.len >= STREAM_MIN_BYTES
                 with nogil:
                     for k in range(start, count):
@@ -611,11 +610,7 @@ cdef class ChunkPlan:
         get_strided_buffer(value, &sv, False)
         try:
             self._check_operand(&sv, False, "source")
-            self._c_order(sv.itemsize, shape, strides, &nbytes)
-            dv.ndim = self.ndim
-            dv.itemsize = sv.itemsize
-            dv.shape = shape
-            dv.strides = strides
+            nbytes = self._c_order(&dv, sv.itemsize, shape, strides)
             if out is None:
                 out = PyBytes_FromStringAndSize(NULL, nbytes)
                 # A new bytes object nobody else holds yet: filling it in place is safe.
@@ -665,16 +660,12 @@ cdef class ChunkPlan:
         get_strided_buffer(value, &sv, False)
         try:
             self._check_operand(&sv, False, "source")
-            self._c_order(sv.itemsize, shape, strides, &nbytes)
+            nbytes = self._c_order(&dv, sv.itemsize, shape, strides)
             PyObject_GetBuffer(out, &ov, PyBUF_SIMPLE | PyBUF_WRITABLE)
             try:
                 if ov.len != nbytes * count:
                     raise ValueError(f"out holds {ov.len} bytes, {count} chunks "
                                      f"{nbytes * count}")
-                dv.ndim = self.ndim
-                dv.itemsize = sv.itemsize
-                dv.shape = shape
-                dv.strides = strides
                 if self._rows_walkable(indices, &sv):
                     origins = <Py_ssize_t*>malloc(count * sizeof(Py_ssize_t))
                     if origins == NULL:

@@ -523,24 +523,26 @@ class Hierarchy:
     def _read_in_batches(plan, keys, values, fill_chunk, chain, out, work):
         """``read_array``'s decoding of compressed chunks: in batches, each
         decoded in one call without the GIL where the chain allows
-        (``gather_stored_many``), several per thread (``batch_bounds``).
+        (``gather_stored_many``), several per thread (``config.run_batches``).
         Decoded one chunk per Python call (a GIL hand-off each), a W4 read
         right after zarr-python's kept its two threads busy 75-86% of the
         time (95% after tensorstore's), and 8x8 chunks (W6) were read on
         one thread."""
-        bounds = config.batch_bounds(plan.nchunks)
+        # Sorted out once here, not per batch on the pool (where Python work
+        # queues for the GIL): which chunks are stored, which are absent.
+        stored = [i for i, value in enumerate(values) if value is not None]
+        if len(stored) < plan.nchunks:
+            absent = [i for i, value in enumerate(values) if value is None]
+            run_chunks(lambda k: plan.gather(absent[k], fill_chunk, out), len(absent),
+                       work * len(absent) // plan.nchunks)
+        indices = np.array(stored, dtype=np.int64)
+        datas = [values[i] for i in stored]
 
-        def read_batch(b):
-            stored = []
-            for i in range(bounds[b], bounds[b + 1]):
-                if values[i] is None:
-                    plan.gather(i, fill_chunk, out)
-                else:
-                    stored.append(i)
-            chain.gather_stored_many(plan, stored, [values[i] for i in stored], out,
-                                     lambda k: keys[stored[k]])
+        def read_batch(lo, hi):
+            chain.gather_stored_many(plan, indices[lo:hi], datas[lo:hi], out,
+                                     lambda k: keys[stored[lo + k]])
 
-        run_chunks(read_batch, len(bounds) - 1, work)
+        config.run_batches(read_batch, len(stored), work * len(stored) // plan.nchunks)
 
     def write_array(self, node, selection, x):
         """Write ``x`` to ``selection`` of array ``node``.

@@ -17,7 +17,7 @@ from .._kernels import zstd as zstd_kernel
 from ..codecs._sharding import EMPTY, ShardingIndexed
 from ..codecs._vlen import fill_array, is_vlen, new_filled
 from ..codecs._zstd import Zstd, native_available
-from ..config import batch_bounds, get_threads, run_chunks
+from ..config import get_threads, run_batches, run_chunks
 from ..errors import CodecError
 from ..indexing import ChunkPlan, ElementPlan
 
@@ -193,20 +193,18 @@ class ShardLayout:
             names.extend((key, p) for _, p in stored)
             values.extend(shard_values)
         inner = self.codec.inner
+        indices = np.array(work, dtype=np.int64)
+
         # Batches of inner chunks, each decoded in one call without the GIL
         # where the codec allows (``gather_stored_many``).
-        bounds = batch_bounds(len(work))
-
-        def read_batch(b):
-            lo, hi = bounds[b], bounds[b + 1]
-
+        def read_batch(lo, hi):
             def name_of(k):
                 key, p = names[lo + k]
                 return f"{key} (inner chunk {p})"
 
-            inner.gather_stored_many(plan, work[lo:hi], values[lo:hi], out, name_of)
+            inner.gather_stored_many(plan, indices[lo:hi], values[lo:hi], out, name_of)
 
-        run_chunks(read_batch, len(bounds) - 1, len(work) * self.inner_nbytes)
+        run_batches(read_batch, len(work), len(work) * self.inner_nbytes)
 
     def _read_one(self, store, state, plan, out):
         """``read`` of a plan of one inner chunk (point reads): no grouping, no pool."""
