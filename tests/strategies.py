@@ -6,6 +6,8 @@ Strategies
 ``arrays_of``, ``write_values``, ``codec_chains``, ``sharded_layouts``
 (``sharding_indexed`` chains with their shard shape), ``chunk_key_encodings``,
 ``array_configs``, ``selections`` (the store API's orthogonal selections),
+``chunked_write_cases`` (an array and a few write selections),
+``fill_mixed_values`` (write values partly fill, in several memory layouts),
 ``basic_selections`` (NumPy basic indexing, for the ``Array`` view).
 
 Sizes stay small (at most 12 per axis, a few hundred elements in all) so
@@ -683,3 +685,50 @@ def assert_bitwise_equal(actual, expected):
         raise AssertionError(
             f"{int((~same).sum())} of {same.size} elements differ, first at {tuple(bad[0])}:\n"
             f"actual:\n{actual!r}\nexpected:\n{expected!r}")
+
+
+@st.composite
+def chunked_write_cases(draw):
+    """``(shape, chunks, dtype, fill_value, writes)``: a small array in small
+    chunks and one to three orthogonal write selections of slices (some of
+    step 2) and sorted index arrays (``orthogonal_index`` turns them into NumPy's terms)."""
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 24), min_size=ndim, max_size=ndim)))
+    chunks = tuple(draw(st.integers(1, min(n, 6))) for n in shape)
+    dtype = np.dtype(draw(st.sampled_from(["uint8", "int16", "float32", "float64"])))
+    fill_value = draw(st.sampled_from([0, 1, 7]))
+    writes = []
+    for _ in range(draw(st.integers(1, 3))):
+        sel = []
+        for n in shape:
+            kind = draw(st.sampled_from(["slice", "slice", "slice", "step", "array"]))
+            if kind == "array":
+                # Sorted unique indices.
+                sel.append(np.array(sorted(draw(st.sets(st.integers(0, n - 1), min_size=1)))))
+                continue
+            start = draw(st.integers(0, n - 1))
+            stop = draw(st.integers(start + 1, n))
+            sel.append(slice(start, stop, 2 if kind == "step" else 1))
+        writes.append(tuple(sel))
+    return shape, chunks, dtype, fill_value, writes
+
+
+@st.composite
+def fill_mixed_values(draw, shape, dtype, fill_value):
+    """Values of ``shape`` for a write that are all ``fill_value``, none of it
+    or about 70% of it, so that chunks all fill (erased, never stored) lie
+    next to chunks that are not; laid out in C order, Fortran order (rows
+    not contiguous) or with negative strides along the last axis."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    x = rng.integers(0, 100, shape).astype(dtype)
+    kind = draw(st.sampled_from(["fill", "random", "mixed"]))
+    if kind == "fill":
+        x[...] = fill_value
+    elif kind == "mixed":
+        x[rng.random(shape) < 0.7] = fill_value
+    layout = draw(st.sampled_from(["c", "fortran", "reversed"]))
+    if layout == "fortran":
+        return np.asfortranarray(x)
+    if layout == "reversed":
+        return np.ascontiguousarray(x[..., ::-1])[..., ::-1]
+    return x

@@ -7,8 +7,6 @@ tests force that path on small arrays and compare with NumPy, with the
 per-chunk path, and with what zarr-python reads.
 """
 
-import contextlib
-
 import numpy as np
 import pytest
 import zstandard
@@ -19,6 +17,10 @@ import zarrsync as zs
 from zarrsync.codecs import Bytes, Zstd
 from zarrsync.codecs._chain import CodecChain
 from zarrsync.storage import _hierarchy
+
+from patching import count_chunks_per_call, tuned
+from strategies import (ArrayConfig, chunked_write_cases, expected_chunk_keys,
+                        fill_mixed_values, orthogonal_index)
 
 NODE = zs.ArrayNode.of_path("/a")
 
@@ -33,30 +35,14 @@ def batch_everything(monkeypatch):
     return limit
 
 
-@contextlib.contextmanager
 def batching(max_bytes, threads):
     """``batch_everything`` as a context (hypothesis runs many inputs per test call)."""
-    saved = (_hierarchy._MIN_BATCHED_CHUNKS, _hierarchy._MAX_BATCH_BYTES,
-             zs.config.get_threads())
-    _hierarchy._MIN_BATCHED_CHUNKS, _hierarchy._MAX_BATCH_BYTES = 1, max_bytes
-    zs.config.set_threads(threads)
-    try:
-        yield
-    finally:
-        _hierarchy._MIN_BATCHED_CHUNKS, _hierarchy._MAX_BATCH_BYTES = saved[:2]
-        zs.config.set_threads(saved[2])
+    return tuned(_hierarchy, threads, _MIN_BATCHED_CHUNKS=1, _MAX_BATCH_BYTES=max_bytes)
 
 
 @pytest.fixture
 def count_batches(monkeypatch):
-    calls = []
-    original = CodecChain.encode_covered_many
-
-    def counted(self, plan, indices, *args):
-        calls.append(len(indices))
-        return original(self, plan, indices, *args)
-    monkeypatch.setattr(CodecChain, "encode_covered_many", counted)
-    return calls
+    return count_chunks_per_call(monkeypatch, CodecChain, "encode_covered_many")
 
 
 def new_array(shape, chunks, dtype, fill_value=0, checksum=False, level=1):
@@ -70,56 +56,22 @@ def stored_keys(store):
     return {k for k in store.list_prefix("a/") if k != "a/zarr.json"}
 
 
-def expected_keys(expected, chunks, fill_value):
-    keys = set()
-    for coords in np.ndindex(*[-(-n // c) for n, c in zip(expected.shape, chunks)]):
-        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, chunks))
-        if not (expected[region] == fill_value).all():
-            keys.add("a/c/" + "/".join(map(str, coords)))
-    return keys
-
-
-@st.composite
-def batched_cases(draw):
-    ndim = draw(st.integers(1, 3))
-    shape = tuple(draw(st.lists(st.integers(1, 24), min_size=ndim, max_size=ndim)))
-    chunks = tuple(draw(st.integers(1, min(n, 6))) for n in shape)
-    dtype = np.dtype(draw(st.sampled_from(["uint8", "int16", "float32", "float64"])))
-    fill_value = draw(st.sampled_from([0, 1, 7]))
-    writes = []
-    for _ in range(draw(st.integers(1, 3))):
-        sel = []
-        for n in shape:
-            start = draw(st.integers(0, n - 1))
-            stop = draw(st.integers(start + 1, n))
-            step = draw(st.sampled_from([1, 1, 1, 2]))
-            sel.append(slice(start, stop, step))
-        writes.append(tuple(sel))
-    return shape, chunks, dtype, fill_value, writes
-
-
 @pytest.mark.parametrize("threads", [1, 3])
 @settings(max_examples=60, deadline=None)
-@given(case=batched_cases(), batch_chunks=st.integers(1, 5), data=st.data())
+@given(case=chunked_write_cases(), batch_chunks=st.integers(1, 5), data=st.data())
 def test_batched_writes_match_numpy(threads, case, batch_chunks, data):
     shape, chunks, dtype, fill_value, writes = case
     store = new_array(shape, chunks, dtype, fill_value, checksum=data.draw(st.booleans()))
     expected = np.full(shape, fill_value, dtype=dtype)
     with batching(batch_chunks * int(np.prod(chunks)) * dtype.itemsize, threads):
         for sel in writes:
-            out_shape = expected[sel].shape
-            # Values that are fill in some chunks (erased, never stored) and not in others.
-            value = data.draw(st.sampled_from(["fill", "random", "mixed"]))
-            rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
-            x = rng.integers(0, 100, out_shape).astype(dtype)
-            if value == "fill":
-                x[...] = fill_value
-            elif value == "mixed":
-                x[rng.random(out_shape) < 0.7] = fill_value
+            region = np.ix_(*orthogonal_index(sel, shape)[0])
+            x = data.draw(fill_mixed_values(expected[region].shape, dtype, fill_value))
             store.write_array(NODE, sel, x)
-            expected[sel] = x
+            expected[region] = x
             np.testing.assert_array_equal(store.read_array(NODE), expected)
-    assert stored_keys(store) == expected_keys(expected, chunks, fill_value)
+    config = ArrayConfig(shape, chunks, dtype, dtype.type(fill_value))
+    assert stored_keys(store) == expected_chunk_keys(expected, config, "a/")
 
 
 def test_a_large_write_of_small_chunks_is_batched_and_reads_back(count_batches):

@@ -227,6 +227,32 @@ class CodecChain:
             return None
         return self.encode_native(raw)
 
+    def encode_covered_group(self, plan, indices, value, fill_bytes):
+        """``encode_covered`` for a few chunks ``indices`` of ``plan`` next to
+        each other in ``value``: a list holding each one's encoding, or
+        ``None`` where it is all fill.
+
+        The chunks are gathered together into this thread's group buffer,
+        their rows walked side by side (``plan.scatter_many_to_bytes``): the
+        value is read in runs as long as the group is wide, instead of one
+        chunk's short runs far apart. Then each is encoded from its place
+        in that buffer.
+        """
+        nbytes = self._decode_sizes[-1]
+        need = len(indices) * nbytes
+        buf = getattr(self._local, "group", None)
+        if buf is None or len(buf) < need:
+            buf = self._local.group = bytearray(need)
+        with memoryview(buf) as view:
+            plan.scatter_many_to_bytes(indices, value, view[:need])
+            out = []
+            for k in range(len(indices)):
+                raw = view[k * nbytes:(k + 1) * nbytes]
+                out.append(None if transform.all_equal(raw, fill_bytes)
+                           else self.encode_native(raw))
+                raw.release()
+        return out
+
     def encode_covered_many(self, plan, indices, value, fill_bytes, threads):
         """``encode_covered`` for the chunks ``indices`` of ``plan`` at once:
         a list holding each one's encoding, or ``None`` where it is all fill.

@@ -49,6 +49,8 @@ _MIN_BATCHED_CHUNKS = 32
 _MAX_BATCH_BYTES = 16 << 20
 #: A box of uncompressed chunks is copied in this many parts per thread.
 _PARTS_PER_THREAD = 4
+#: The most bytes of chunks ``_write_covered_in_groups`` gathers together.
+_GROUP_BYTES = 4 << 20
 
 # Which Python value kinds a data type accepts on write (NumPy kind letters).
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
@@ -604,7 +606,8 @@ class Hierarchy:
             covers, encode_covered, fill_bytes = (plan.covers_inner_chunk,
                                                   chain.encode_covered, state.fill_bytes)
             if (self._write_covered_in_value_order(state, plan, keys, value)
-                    or self._write_small_chunks_at_once(state, plan, keys, value)):
+                    or self._write_small_chunks_at_once(state, plan, keys, value)
+                    or self._write_covered_in_groups(state, plan, keys, value)):
                 # The covered chunks are stored; the others take the chunk path.
                 rest = plan.covered_chunks(False).tolist()
                 partial_chunk = write_chunk
@@ -684,6 +687,36 @@ class Hierarchy:
             frames = chain.encode_covered_many(plan, indices, value, state.fill_bytes,
                                                config.get_threads())
             self._store_whole_chunks([keys[i] for i in indices.tolist()], frames)
+        return True
+
+    def _write_covered_in_groups(self, state, plan, keys, value):
+        """Encode and store every chunk ``plan`` covers, a few neighbours at
+        a time, if the chain compresses them; True if it did (the caller
+        then writes only the others).
+
+        Gathering a 64^3 float32 chunk alone reads 256-byte runs a row of
+        the value apart; a group of chunks side by side is gathered in one
+        walk over their rows (``CodecChain.encode_covered_group``), in runs
+        as long as the group is wide. Groups of at most ``_GROUP_BYTES``,
+        with several threads at least ``_PARTS_PER_THREAD`` groups per
+        thread, go to the threads.
+        """
+        chain = state.chain
+        covered = plan.covered_chunks()
+        threads = config.get_threads()
+        parts = _PARTS_PER_THREAD * threads if threads > 1 else 1
+        per_group = min(_GROUP_BYTES // state.chunk_nbytes, -(-len(covered) // parts))
+        if not chain.bytes_bytes or per_group < 2:
+            return False
+        groups = [covered[k:k + per_group] for k in range(0, len(covered), per_group)]
+        encode_group, fill_bytes = chain.encode_covered_group, state.fill_bytes
+
+        def write_group(g):
+            indices = groups[g]
+            self._store_whole_chunks([keys[i] for i in indices.tolist()],
+                                     encode_group(plan, indices, value, fill_bytes))
+
+        run_chunks(write_group, len(groups), len(covered) * state.chunk_nbytes)
         return True
 
     def _store_whole_chunks(self, keys, values, reuse_size=0):
