@@ -14,7 +14,8 @@ Sizes stay small (at most 12 per axis, a few hundred elements in all) so
 each example runs in milliseconds; chunk shapes need not divide the shape
 and may exceed it. Sharded arrays draw the inner chunk shape first and make
 the shard (the array's chunk) a multiple of it; the number of inner chunks
-stays small too.
+stays small too. ``chunked_write_cases`` goes up to 24 per axis in chunks of
+at most 6, so that a write covers many whole chunks.
 
 Reference model
 ---------------
