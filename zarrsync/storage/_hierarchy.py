@@ -702,11 +702,13 @@ class Hierarchy:
         thread, go to the threads.
         """
         chain = state.chain
+        if not chain.bytes_bytes:
+            return False
         covered = plan.covered_chunks()
         threads = config.get_threads()
         parts = _PARTS_PER_THREAD * threads if threads > 1 else 1
         per_group = min(_GROUP_BYTES // state.chunk_nbytes, -(-len(covered) // parts))
-        if not chain.bytes_bytes or per_group < 2:
+        if per_group < 2:
             return False
         groups = [covered[k:k + per_group] for k in range(0, len(covered), per_group)]
         encode_group, fill_bytes = chain.encode_covered_group, state.fill_bytes
