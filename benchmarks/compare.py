@@ -62,6 +62,8 @@ from common import (
 import zarrsync as zs
 from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8, Zstd
 from zarrsync._kernels import zstd as zstd_kernel
+from zarrsync.codecs._zstd import ENCODERS as ZSTD_ENCODERS
+from zarrsync.codecs._zstd import encoder_library as zstd_encoder_library
 from zarrsync.codecs._zstd import native_available as native_zstd_available
 
 IMPLEMENTATION_ORDER = ("zarrsync", "zarr-python", "zarrs", "tensorstore")
@@ -555,8 +557,10 @@ def measure_limits(quick, repeats):
             for b in blocks[i::threads]:
                 ctx.compress(b)
         version = version_string(zstd_kernel.version())
+        package = next(name for name, where in ZSTD_ENCODERS.items()
+                       if zstd_encoder_library() in where())
         out.append(limit(f"zstd(1) compress of those chunks without block pre-splitting, "
-                         f"as zarrsync writes them (libzstd {version} through "
+                         f"as zarrsync writes them (libzstd {version} from {package}, through "
                          f"zarrsync._kernels.zstd)", raw,
                          lambda: [contexts[0].compress(b) for b in blocks], own_part,
                          compression_ratio=raw / own))
@@ -660,7 +664,8 @@ def machine_info():
         "python": platform.python_version(),
         "versions": {name: version_of(dist) for name, dist in (
             ("zarrsync", "zarrsync"), ("zarr", "zarr"), ("tensorstore", "tensorstore"),
-            ("zarrs", "zarrs"), ("numpy", "numpy"), ("zstandard", "zstandard"))},
+            ("zarrs", "zarrs"), ("numpy", "numpy"), ("zstandard", "zstandard"),
+            ("imagecodecs", "imagecodecs"))},
         "zarrsync_commit": git_commit(),
     }
 

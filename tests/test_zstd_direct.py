@@ -16,6 +16,7 @@ from zarrsync._kernels import zstd as zstd_kernel
 from zarrsync.codecs import Bytes, Crc32c, ShardingIndexed, Zstd
 from zarrsync.codecs._zstd import native_available
 from zarrsync.config import get_threads, set_threads
+from zarrsync.storage import _sharded
 from zarrsync.storage._sharded import ShardLayout, _DirectShard, _DirectWork
 
 pytestmark = pytest.mark.skipif(not native_available(),
@@ -204,6 +205,56 @@ def test_direct_work_hands_out_each_step_once():
     assert work.take(a, True) is None and work.take(c, False) is None
     assert work.claim() is None
     assert _DirectWork([]).claim() is None
+
+
+def test_the_last_step_is_halved_while_two_threads_work_on_the_shard():
+    steps = [([0, 1, 2, 3], [10, 11, 12, 13]), ([4, 5, 6, 7, 8, 9, 10, 11], list(range(14, 22)))]
+    job = _DirectShard(0, [], steps)
+    work = _DirectWork([job])
+    assert work.claim()[1] is True
+    assert work.take(job, True) == ([0, 1, 2, 3], [10, 11, 12, 13])
+    # Alone on the shard, the owner takes the last step whole ...
+    alone = _DirectWork([_DirectShard(0, [], [(list(p), list(i)) for p, i in steps])])
+    first = alone.claim()[0]
+    alone.take(first, True)
+    assert alone.take(first, True) == (steps[1][0], steps[1][1])
+    # ... but with a thief on it, each taker gets half of what is left.
+    thief_job, owner, _ = work.claim()
+    assert thief_job is job and owner is False and job.working == 2
+    assert work.take(job, False) == ([8, 9, 10, 11], [18, 19, 20, 21])
+    assert work.take(job, True) == ([4, 5], [14, 15])
+    assert work.take(job, False) == ([7], [17])
+    assert work.take(job, True) == ([6], [16])  # one chunk is not split
+    assert work.take(job, True) is None and work.take(job, False) is None
+    # Only the last thread to let go of a shard with nothing left finishes it.
+    assert work.release(job) is False
+    assert work.release(job) is True
+
+
+def test_a_shard_is_not_finished_while_steps_are_left():
+    job = _DirectShard(0, [], [([0], [0]), ([1], [1])])
+    work = _DirectWork([job])
+    work.claim()
+    work.take(job, True)
+    assert work.release(job) is False  # its owner gave up with a step left
+    thief, owner, steps = work.claim()
+    assert thief is job and owner is False and len(steps) == 1
+    assert work.take(job, False) == ([1], [1])
+    assert work.take(job, False) is None
+    assert work.release(job) is True
+
+
+def test_every_kept_and_written_chunk_survives_halving(monkeypatch, threads):
+    # Two threads, one shard of many written chunks and some kept ones: the
+    # second thread steals from the back, the last step gets halved.
+    threads(2)
+    monkeypatch.setattr(_sharded, "_DIRECT_GROUP_BYTES", 8 * 8 * 16 * 8)
+    data = smooth((64, 96), "float64", seed=5)
+    writes = [((slice(None),) * 2, data),
+              ((slice(0, 64), slice(0, 48)), smooth((64, 48), "float64", seed=6))]
+    direct, python, used = write_both_ways(monkeypatch, data.shape, (64, 96), (8, 16), writes,
+                                           dtype="float64")
+    assert used and direct == python
 
 
 def test_finish_shard_puts_stolen_frames_in_position_order():

@@ -1,8 +1,9 @@
 """The zstd frames zarrsync writes for whole chunks.
 
 ``Zstd.encode`` compresses through ``_kernels.zstd.Context`` (libzstd called
-from Cython) when that library is loaded, with zstd 1.5.7's block
-pre-splitter turned off; python-zstandard's ``ZstdCompressor`` otherwise.
+from Cython: imagecodecs' copy or python-zstandard's) when that library is
+loaded, with zstd 1.5.7's block pre-splitter turned off; python-zstandard's
+``ZstdCompressor`` otherwise.
 Both are valid frames of the same level that any zstd decoder reads, and
 they differ only in where blocks end.
 """
@@ -258,3 +259,84 @@ def test_which_library_decompresses(choice):
         assert decoder == system
     else:
         assert decoder == bundled
+
+
+ENCODER_CHILD = """
+import hashlib, json
+import numpy as np
+from zarrsync.codecs import Zstd
+from zarrsync.codecs._zstd import encoder_library
+rng = np.random.default_rng(0)
+field = (np.sin(np.arange(1 << 18) / 50.0) + rng.normal(0, 1e-3, 1 << 18)).astype("float32")
+frames = [Zstd(level, checksum).encode(data) for level, checksum in ((1, False), (1, True), (3, False))
+          for data in (field.tobytes(), field[:32768].tobytes(), b"", bytes(1000))]
+print(json.dumps([encoder_library(), hashlib.sha256(b"".join(frames)).hexdigest()]))
+"""
+
+
+def run_encoder_child(encoder):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, ZARRSYNC_ZSTD_ENCODER=encoder)
+    done = subprocess.run([sys.executable, "-P", "-c", ENCODER_CHILD], env=env,
+                          capture_output=True, text=True)
+    return done, (json.loads(done.stdout) if done.returncode == 0 else None)
+
+
+def installed_encoders():
+    from zarrsync.codecs._zstd import ENCODERS
+    return [name for name, where in ENCODERS.items() if where()]
+
+
+def test_the_preferred_installed_encoder_compresses():
+    from zarrsync.codecs._zstd import ENCODERS, encoder_library
+    first = installed_encoders()[0]
+    assert encoder_library() in ENCODERS[first]()
+    _, (path, _) = run_encoder_child("")
+    assert path == encoder_library()
+
+
+def test_every_installed_encoder_writes_the_same_frames():
+    """imagecodecs' libzstd and python-zstandard's compress byte for byte alike
+    (pre-splitter off), so which one is installed never changes a stored chunk."""
+    names = installed_encoders()
+    results = [run_encoder_child(name)[1] for name in names]
+    paths = [path for path, _ in results]
+    assert len(set(paths)) == len(names)  # each really ran its own library
+    assert len({digest for _, digest in results}) == 1
+
+
+def test_an_unknown_encoder_is_an_error_at_import():
+    done, _ = run_encoder_child("lz4")
+    assert done.returncode != 0 and "ZARRSYNC_ZSTD_ENCODER='lz4'" in done.stderr
+
+
+def test_an_encoder_that_is_not_installed_is_an_error(monkeypatch):
+    from zarrsync.codecs import _zstd
+    monkeypatch.setenv("ZARRSYNC_ZSTD_ENCODER", "imagecodecs")
+    monkeypatch.setitem(_zstd.ENCODERS, "imagecodecs", lambda: [])
+    with pytest.raises(ImportError, match="'imagecodecs': its library is not installed"):
+        _zstd._requested_encoder()
+
+
+FAILED_LOAD_CHILD = """
+from zarrsync.codecs import _zstd
+_zstd.ENCODERS["zstandard"] = lambda: ["/nonexistent/libzstd.so"]
+for attempt in range(2):  # no silent fallback on a second call either
+    try:
+        _zstd.native_available()
+    except ImportError as e:
+        print(e)
+"""
+
+
+def test_an_encoder_that_does_not_load_is_an_error_every_time():
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, ZARRSYNC_ZSTD_ENCODER="zstandard")
+    out = subprocess.run([sys.executable, "-P", "-c", FAILED_LOAD_CHILD], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["ZARRSYNC_ZSTD_ENCODER='zstandard': its library does not load"] * 2

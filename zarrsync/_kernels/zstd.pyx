@@ -13,8 +13,9 @@ pre-splitter is off (``Context``).
 ``DContext.decompress_into`` decompresses into a buffer the caller reuses.
 
 libzstd is not linked at build time (no headers or library needed): ``load``
-opens a shared library that exports the zstd API, python-zstandard's cffi
-backend module or a system libzstd, and looks the few functions up;
+opens a shared library that exports the zstd API (imagecodecs' bundled
+libzstd, python-zstandard's cffi backend module or a system libzstd) and
+looks the few functions up;
 ``load_decoder`` may take decompression from another one. Without any,
 ``zarrsync`` keeps using python-zstandard.
 """

@@ -348,19 +348,16 @@ class ShardLayout:
             n_encoded = len(items) + work.n_chunks
             run_chunks(encode, len(items) + min(get_threads(), work.n_steps),
                        n_encoded * self.inner_nbytes if compressed else 0)
+            # Direct shards were finished by the thread that compressed their last frame.
             assembled = [None] * len(shards)
-            by_shard = {job.shard: job for job in work.shards}
+            for job in work.shards:
+                assembled[job.shard] = job.finished
+            rest = sorted(set(range(len(shards))) - {job.shard for job in work.shards})
 
             def assemble(k):
-                job = by_shard.get(k)
-                if job is not None:
-                    assembled[k] = zstd_kernel.finish_shard(
-                        [job.owner, *job.stolen], self.n_inner, self.codec.index_size,
-                        self.codec.index_location == "start", self.codec.encode_index)
-                else:
-                    assembled[k] = self.codec.assemble(shards[k])
+                assembled[rest[k]] = self.codec.assemble(shards[rest[k]])
 
-            run_chunks(assemble, len(shards), n_encoded * self.inner_nbytes)
+            run_chunks(assemble, len(rest), n_encoded * self.inner_nbytes)
             for key, shard in zip(keys, assembled):
                 if shard is None:
                     store.erase(key)
@@ -406,7 +403,9 @@ class ShardLayout:
         """Take direct shards and their steps from ``work`` until none is left:
         a shard nobody has started is this thread's own (frames go into its
         buffer, from the front); then steps from the back of the shard with
-        most left, into a piece of this thread's own."""
+        most left, into a piece of this thread's own. The thread that leaves
+        a shard last, with all its steps done, finishes it (``job.finished``:
+        its bytes, ``None`` if it holds no inner chunk)."""
         ctx = zstd.native_context()
         n = self.inner_nbytes
         raw = getattr(self._local, "raw", None)
@@ -437,6 +436,12 @@ class ShardLayout:
                     piece.add(ctx, buf, positions, self.fill_bytes)
                 except zstd_kernel.ZstdFailed as e:
                     raise CodecError(f"zstd could not compress an inner chunk: {e}") from None
+            if work.release(job):
+                # The shard's last frame is in: join and index it here, while
+                # other threads still compress, instead of in a pass of its own.
+                job.finished = zstd_kernel.finish_shard(
+                    [job.owner, *job.stolen], self.n_inner, index_size,
+                    self.codec.index_location == "start", self.codec.encode_index)
 
     def _kept_inner(self, store, key, shard_coords, plan, indices, positions):
         """``(encoded, old)`` for a shard about to be rewritten.
@@ -472,10 +477,13 @@ class _DirectShard:
     (``kept[position]``, ``None`` if empty). The thread that claims the
     shard takes steps from the front into ``owner``, the shard's own
     buffer; threads with nothing else left take them from the back into
-    ``stolen`` pieces, joined in after the owner's frames.
+    ``stolen`` pieces, joined in after the owner's frames. ``working``
+    counts the threads that hold a piece of it; ``finished`` is the shard's
+    bytes once the last of them has finished it.
     """
 
-    __slots__ = ("shard", "kept", "steps", "front", "back", "owner", "stolen")
+    __slots__ = ("shard", "kept", "steps", "front", "back", "owner", "stolen", "working",
+                 "finished")
 
     def __init__(self, shard, kept, steps):
         self.shard = shard
@@ -485,6 +493,8 @@ class _DirectShard:
         self.back = len(steps)
         self.owner = None
         self.stolen = []
+        self.working = 0
+        self.finished = None
 
 
 class _DirectWork:
@@ -494,7 +504,9 @@ class _DirectWork:
     straight into its own buffer; a thread that finds every shard claimed
     helps the one with most steps left instead of waiting, so no thread
     idles while another still has a shard to finish (shards are few and
-    large, and unequally fast to compress).
+    large, and unequally fast to compress). The last step of a shard that
+    two threads work on is halved as it is taken, so they end together
+    rather than one waiting out the other's whole step.
     """
 
     def __init__(self, shards):
@@ -507,29 +519,50 @@ class _DirectWork:
     def claim(self):
         """``(shard, True, steps)`` for a shard nobody has claimed, else
         ``(shard, False, steps)`` for the one with most steps left (``steps``:
-        those still untaken, the most the caller can get), or ``None``."""
+        those still untaken, the most the caller can get), or ``None``.
+        The caller works on the shard until ``release``."""
         with self._lock:
             if self._claimed < len(self.shards):
                 job = self.shards[self._claimed]
                 self._claimed += 1
+                job.working += 1
                 return job, True, job.steps[job.front:job.back]
             if not self.shards:
                 return None
             job = max(self.shards, key=lambda j: j.back - j.front)
             if job.back <= job.front:
                 return None
+            job.working += 1
             return job, False, job.steps[job.front:job.back]
 
     def take(self, job, owner):
-        """The next step of ``job`` from the front (owner) or back, or ``None``."""
+        """The next step of ``job`` from the front (owner) or back, or ``None``;
+        the first or second half of the last one while another thread also
+        works on the shard."""
         with self._lock:
             if job.front >= job.back:
                 return None
+            if job.back - job.front == 1 and job.working > 1:
+                positions, indices = job.steps[job.front]
+                if indices is not None and len(indices) > 1:
+                    half = len(indices) // 2
+                    if owner:
+                        job.steps[job.front] = (positions[half:], indices[half:])
+                        return positions[:half], indices[:half]
+                    job.steps[job.front] = (positions[:half], indices[:half])
+                    return positions[half:], indices[half:]
             if owner:
                 job.front += 1
                 return job.steps[job.front - 1]
             job.back -= 1
             return job.steps[job.back]
+
+    def release(self, job):
+        """The caller is done with ``job``: True if it was the last thread on
+        it and no step is left, so that it must finish the shard."""
+        with self._lock:
+            job.working -= 1
+            return job.working == 0 and job.front >= job.back
 
 
 #: Inner chunks are gathered and compressed this many bytes at a time on the
