@@ -93,17 +93,8 @@ cdef extern from *:
         if (m) {
             char* line = dst - m;
             if (p->held == (int)m && p->line == line) {
-                if (m & 15) {
-                    memcpy(p->bytes + m, src, 64 - m);
-                    zs_stream_line(line, p->bytes);
-                } else {  /* the held bytes, then the row's first, straight to the line */
-                    for (j = 0; j < m; j += 16)
-                        _mm_stream_si128((__m128i*)(line + j),
-                                         _mm_loadu_si128((const __m128i*)(p->bytes + j)));
-                    for (; j < 64; j += 16)
-                        _mm_stream_si128((__m128i*)(line + j),
-                                         _mm_loadu_si128((const __m128i*)(src + j - m)));
-                }
+                zs_copy_short(p->bytes + m, src, 64 - m);
+                zs_stream_line(line, p->bytes);
                 p->held = 0;
             } else {
                 zs_pending_flush(p);

@@ -352,12 +352,13 @@ class ShardLayout:
             assembled = [None] * len(shards)
             for job in work.shards:
                 assembled[job.shard] = job.finished
-            rest = sorted(set(range(len(shards))) - {job.shard for job in work.shards})
+            direct_shards = {job.shard for job in work.shards}
+            rest = [k for k in range(len(shards)) if k not in direct_shards]
 
             def assemble(k):
                 assembled[rest[k]] = self.codec.assemble(shards[rest[k]])
 
-            run_chunks(assemble, len(rest), n_encoded * self.inner_nbytes)
+            run_chunks(assemble, len(rest), len(items) * self.inner_nbytes)
             for key, shard in zip(keys, assembled):
                 if shard is None:
                     store.erase(key)
