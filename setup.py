@@ -22,7 +22,7 @@ directives = {
 
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 
-KERNELS = ["copy", "transform", "indexing", "shard", "vlen", "memory", "zstd", "deflate"]
+KERNELS = ["copy", "transform", "native", "indexing", "shard", "vlen", "memory", "zstd"]
 
 # Kernels that include NumPy's C headers: vlen reads and writes StringDType
 # elements through the NEP 55 string API (NumPy >= 2.0 at build and run time);

@@ -70,6 +70,11 @@ def percent(x):
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
+def page_faults(lim):
+    counts = [lim.get(k) for k in ("page_faults_one_thread", "page_faults_all_threads")]
+    return "n/a" if None in counts else " / ".join(f"{c:,}" for c in counts)
+
+
 def limits_table(results):
     limits = results["limits"]
     if not limits:
@@ -77,23 +82,34 @@ def limits_table(results):
     threads = limits[0]["threads"]
     nan = float("nan")
     header = (f"| limit (MB/s of uncompressed bytes) | 1 thread | {threads} threads "
-              "| scaling | CPU/wall | overlap |")
-    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+              f"| scaling | CPU/wall | overlap | page faults/run, 1 / {threads} threads |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
     for lim in limits:
         label = lim["label"]
         if "compression_ratio" in lim:
             label += f"; compression ratio {lim['compression_ratio']:.2f}"
         lines.append(f"| {label} | {lim['one_thread']:.0f} MB/s | {lim['all_threads']:.0f} MB/s "
                      f"| {lim['scaling']:.2f}x | {lim.get('cpu_per_wall', nan):.2f} "
-                     f"| {percent(lim.get('gil_overlap'))} |")
+                     f"| {percent(lim.get('gil_overlap'))} | {page_faults(lim)} |")
     return "\n".join(lines)
 
 
 def footnotes(results):
     notes = []
     zarrs_root = results.get("zarrs_store_dir")
-    names = results["implementations"]
-    if "zarrs" in names and "zarrs" not in results.get("skipped", {}):
+    ran = [n for n in results["implementations"] if n not in results.get("skipped", {})]
+    if results.get("fresh_writes"):
+        notes.append(
+            "Every write row writes into a freshly created array in each timed repeat: the "
+            "array is created (and the implementation's previous one freed) before the timed "
+            "call, and only the write is timed. The W1 raw rewrite row instead overwrites one "
+            "existing array every repeat.")
+    if "zarr-python fused" in ran:
+        notes.append(
+            "zarr-python fused = zarr-python with codec_pipeline.path = "
+            "zarr.core.codec_pipeline.FusedCodecPipeline (each array is checked to use it), "
+            "on a MemoryStore; zarr-python alone uses its default BatchedCodecPipeline.")
+    if "zarrs" in ran:
         where = (f"a fresh temporary directory under {zarrs_root}" if zarrs_root
                  else "a fresh temporary directory")
         notes.append(

@@ -1,28 +1,52 @@
-"""Compare zarrsync with zarr-python, zarrs and tensorstore in one run.
+"""Compare zarrsync with zarr-python (two pipelines), zarrs and tensorstore in one run.
 
 Every implementation works on the same data, and each timing is the median of
 ``--repeats`` rounds; a round runs every implementation once, in an order that
 rotates from round to round, so a slow spell of a shared machine falls on all
-of them alike. The table gives MB/s (or ops/s, steps/s, million strings/s)
-and the ratio of zarrsync's speed to the fastest other implementation (> 1:
-zarrsync is faster). After the table come physical limits measured in the same
-run: memcpy of the W1 bytes, and zstd(1) compress / decompress of the W2 chunks,
-on one thread and on all cores (compress twice: zstd's default frames, and
-without block pre-splitting, the frames zarrsync writes).
+of them alike. Each implementation runs every workload once before the rounds
+(a warm-up, not timed). The table gives MB/s (or ops/s, steps/s, million
+strings/s) and the ratio of zarrsync's speed to the fastest other
+implementation (> 1: zarrsync is faster).
 
     python benchmarks/compare.py                  # full sizes
     python benchmarks/compare.py --quick          # small sizes, a smoke run
     python benchmarks/compare.py --only W5        # just the rows whose label matches
     python benchmarks/compare.py --json docs/performance.json   # also write the results
 
-Columns: zarrsync, zarr-python and tensorstore run in memory. "zarrs" is
-zarr-python with the zarrs (Rust) codec pipeline; that pipeline cannot use
-zarr-python's MemoryStore, so it runs on a LocalStore in a fresh temporary
-directory (under /dev/shm when it exists), removed afterwards. It runs in
-zarrs-python's strict mode: what its pipeline cannot do (strings, strided
-selections) is n/a instead of silently falling back to zarr-python's pipeline.
-tensorstore cannot hold the string data type. Workloads W1..W8 are described
-in docs/performance.md; ``benchmarks/plot_compare.py`` turns the JSON into the
+Columns, in this order:
+
+* zarrsync: a ``zarrsync.MemoryStore``, driven through the public API only, so
+  this script runs unchanged against older and newer zarrsync builds.
+* zarr-python: zarr-python (>= 3.4) with its default ``BatchedCodecPipeline``,
+  on a ``zarr.storage.MemoryStore``.
+* zarr-python fused: the same with ``zarr.core.codec_pipeline.FusedCodecPipeline``
+  (``codec_pipeline.path``), set while an array is created or resized.
+* zarrs: zarr-python with the zarrs (Rust) codec pipeline. That pipeline cannot
+  use zarr-python's MemoryStore, so it runs on a LocalStore in a temporary
+  directory (under /dev/shm when it exists), removed afterwards. It runs in
+  zarrs-python's strict mode: what its pipeline cannot do (strings, strided
+  selections) is n/a instead of silently falling back to zarr-python's pipeline.
+* tensorstore: its zarr3 driver on a ``memory://`` kvstore; it cannot hold the
+  string data type.
+
+Each zarr-python-based array is checked to really use its column's pipeline.
+
+Writes start fresh: every write row (W1-W4, W6, strings) writes into a newly
+created array in each timed repeat. The array (for zarrs, its new directory) is
+made just before the timed call, after the implementation's previous array is
+freed (for zarrs, its directory removed); only the write is timed. The one
+"W1 raw rewrite" row shows the other case: it overwrites the same existing
+array every repeat.
+
+After the table come physical limits measured in the same run, each on one
+thread and on all cores, with the page faults of one run: memcpy of the W1
+bytes; the fill of fresh memory (the W1 bytes copied into newly mapped 1 MiB
+pieces: what a write into a fresh in-memory array pays when its memory comes
+new from the kernel); zstd(1) compress and decompress of the W2 chunks with
+python-zstandard and with the system libzstd (through ctypes, into reused
+buffers); gzip(1) compress and decompress of the W3 chunks (isal and libdeflate
+when installed, else zlib). Workloads W1..W8 are described in
+docs/performance.md; ``benchmarks/plot_compare.py`` turns the JSON into the
 chart and the table of that page.
 """
 
@@ -30,11 +54,16 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import datetime
+import functools
+import gc
 import importlib.metadata
 import json
+import mmap
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -43,6 +72,8 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -61,14 +92,11 @@ from common import (
 
 import zarrsync as zs
 from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8, Zstd
-from zarrsync._kernels import zstd as zstd_kernel
-from zarrsync.codecs._zstd import ENCODERS as ZSTD_ENCODERS
-from zarrsync.codecs._zstd import encoder_library as zstd_encoder_library
-from zarrsync.codecs._zstd import native_available as native_zstd_available
 
-IMPLEMENTATION_ORDER = ("zarrsync", "zarr-python", "zarrs", "tensorstore")
-ZARRSYNC_CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1)],
+IMPLEMENTATION_ORDER = ("zarrsync", "zarr-python", "zarr-python fused", "zarrs", "tensorstore")
+ZARRSYNC_CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1, checksum=False)],
                    "gzip1": [Bytes(), Gzip(level=1)]}
+FUSED_CONFIG = {"codec_pipeline.path": "zarr.core.codec_pipeline.FusedCodecPipeline"}
 #: How zarrs-python is switched on (its README): the pipeline class by path; strict
 #: mode raises where it would otherwise fall back to zarr-python's own pipeline.
 ZARRS_CONFIG = {"codec_pipeline.path": "zarrs.ZarrsCodecPipeline",
@@ -85,7 +113,8 @@ def is_string(dtype):
 # ("sharded", inner): chunks are then the shard shape, inner chunks zstd(1) and
 # the shard index bytes + crc32c. String data (StringDType) uses vlen-utf8 where
 # numbers use bytes; ``strings`` says whether an implementation can hold it.
-# ``unsupported`` lists the exceptions that mean "cannot run this" (n/a).
+# ``unsupported`` lists the exceptions that mean "cannot run this" (n/a). Dropping
+# the last reference to a handle frees its array.
 
 class ZarrSync:
     name = "zarrsync"
@@ -98,12 +127,14 @@ class ZarrSync:
         store = zs.MemoryStore()
         node = zs.ArrayNode.of_path("/a")
         if isinstance(codec, tuple):
-            codecs = [ShardingIndexed(codec[1], [Bytes(), Zstd(level=1)], [Bytes(), Crc32c()])]
+            codecs = [ShardingIndexed(codec[1], [Bytes(), Zstd(level=1, checksum=False)],
+                                      [Bytes(), Crc32c()])]
         else:
             codecs = ZARRSYNC_CODECS[codec]
         if is_string(dtype):
             codecs = [VlenUtf8() if isinstance(c, Bytes) else c for c in codecs]
-        store.create_array(node, shape=shape, chunks=chunks, dtype=dtype, codecs=codecs)
+        store.create_array(node, shape=shape, chunks=chunks, dtype=dtype, codecs=codecs,
+                           fill_value="" if is_string(dtype) else 0)
         return store, node
 
     def write(self, h, sel, data):
@@ -132,21 +163,21 @@ class ZarrPython:
         import zarr
         from zarr.core.codec_pipeline import BatchedCodecPipeline
         self.zarr = zarr
-        self.default_pipeline = BatchedCodecPipeline
+        self.pipeline = BatchedCodecPipeline
 
     def _store(self):
         return self.zarr.storage.MemoryStore()
 
     def _config(self):
-        """The configuration every array of this column is created under."""
+        """The configuration every array of this column is created and resized under."""
         return contextlib.nullcontext()
 
     def _check(self, arr):
         """Fail loudly if the array does not use the pipeline this column is about."""
         pipeline = arr._async_array.codec_pipeline
-        if type(pipeline) is not self.default_pipeline:
+        if type(pipeline) is not self.pipeline:
             raise RuntimeError(f"{self.name}: the array uses {type(pipeline)}, "
-                               f"expected {self.default_pipeline}")
+                               f"expected {self.pipeline}")
 
     def create(self, shape, chunks, dtype, codec):
         from zarr.codecs import GzipCodec, ZstdCodec
@@ -181,6 +212,24 @@ class ZarrPython:
         pass
 
 
+class ZarrPythonFused(ZarrPython):
+    """zarr-python with its FusedCodecPipeline (zarr >= 3.4) on a MemoryStore.
+
+    The pipeline class is read from zarr's configuration when an array object is
+    made (create, resize), so only those calls run inside ``config.set``.
+    """
+
+    name = "zarr-python fused"
+
+    def __init__(self):
+        from zarr.core.codec_pipeline import FusedCodecPipeline
+        super().__init__()
+        self.pipeline = FusedCodecPipeline
+
+    def _config(self):
+        return self.zarr.config.set(FUSED_CONFIG)
+
+
 def shm_dir():
     """/dev/shm when it exists (a tmpfs: no disk in the timings), else tempfile's default."""
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -189,13 +238,12 @@ def shm_dir():
 class Zarrs(ZarrPython):
     """zarr-python with the zarrs codec pipeline, on a LocalStore in a temporary directory.
 
-    The pipeline class is read from zarr's configuration when an array object
-    is made (create, resize), so only those calls run inside ``config.set``;
-    the plain zarr-python column never sees it. Strict mode turns zarrs-python's
-    silent fallback to zarr-python's own pipeline into an error (n/a here), and
-    every array is checked to hold a ZarrsCodecPipeline with a Rust
-    implementation (on a MemoryStore, for example, zarr-python would quietly
-    make a BatchedCodecPipeline instead).
+    As for the fused column, only array creation and resizing run inside
+    ``config.set``. Strict mode turns zarrs-python's silent fallback to
+    zarr-python's own pipeline into an error (n/a here), and every array is
+    checked to hold a ZarrsCodecPipeline with a Rust implementation (on a
+    MemoryStore, for example, zarr-python would quietly make a
+    BatchedCodecPipeline instead).
     """
 
     name = "zarrs"
@@ -216,7 +264,8 @@ class Zarrs(ZarrPython):
         self.last = None
 
     def _store(self):
-        # One array lives at a time: drop the previous one so the tmpfs does not fill up.
+        # One array lives at a time: drop the previous one so the tmpfs does not fill up
+        # and every new array starts in an empty directory.
         if self.last is not None:
             shutil.rmtree(self.last, ignore_errors=True)
         self.count += 1
@@ -266,6 +315,7 @@ class TensorStore:
                                         "configuration": {"chunk_shape": list(chunks)}},
                          "codecs": codecs, "fill_value": 0},
         }
+        # No context given: each array gets a new one, so a memory kvstore of its own.
         return self.ts.open(spec, create=True, delete_existing=True).result()
 
     def write(self, h, sel, data):
@@ -284,7 +334,7 @@ class TensorStore:
 def available_implementations(skip=()):
     """The adapters to run, and {name: why} for the ones left out."""
     impls, skipped = [ZarrSync()], {}
-    for cls in (ZarrPython, Zarrs, TensorStore):
+    for cls in (ZarrPython, ZarrPythonFused, Zarrs, TensorStore):
         if cls.name in skip:
             skipped[cls.name] = "left out with --skip"
         else:
@@ -300,12 +350,15 @@ def available_implementations(skip=()):
 # -- workloads --------------------------------------------------------------------
 
 def median_time(fn, repeats):
-    fn()  # warm-up (imports, thread pools, caches)
+    """Median seconds of ``repeats`` calls of fn() after one warm-up call; what fn
+    returns is dropped after the clock stops, so freeing it is not timed."""
+    fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        kept = fn()
         times.append(time.perf_counter() - t0)
+        del kept
     return statistics.median(times)
 
 
@@ -335,6 +388,9 @@ def workloads(quick):
         for kind in ("write", "read"):
             out.append((wid, f"{codec} {kind} {n}^3/{chunk}^3", kind, codec, field,
                         (chunk,) * 3, None))
+        if wid == "W1":
+            out.append((wid, f"raw rewrite {n}^3/{chunk}^3 (same array each repeat)",
+                        "rewrite", codec, field, (chunk,) * 3, None))
     shard, inner = s["shard"], s["inner"]
     sharded = ("sharded", (inner,) * 3)
     for kind in ("write", "read"):
@@ -361,9 +417,29 @@ def row_label(wl):
     return f"{wl[0]} {wl[1]}"
 
 
+def do_nothing():
+    pass
+
+
+@dataclasses.dataclass
+class Task:
+    """One workload on one implementation: ``setup()`` (not timed) before every
+    ``run()`` (timed); ``check()`` once after the warm-up run."""
+
+    run: Callable[[], object]
+    amount: float  # what one run does, in the unit's terms (bytes, strings, ops, steps)
+    unit: str
+    setup: Callable[[], None] = do_nothing
+    check: Callable[[], None] = do_nothing
+
+
+def check_read(impl, h, sel, expected):
+    if not np.array_equal(np.asarray(impl.read(h, sel)), expected):
+        raise RuntimeError(f"{impl.name}: read back differs from what was written")
+
+
 def prepare_workload(impl, wl):
-    """``(run, amount, unit)``: ``run()`` does workload ``wl`` once on ``impl``
-    (its array created, written and, for reads, checked here)."""
+    """The ``Task`` that does workload ``wl`` on ``impl``."""
     _, _, kind, codec, data, chunks, extra = wl
     if kind == "append":
         steps = extra
@@ -373,18 +449,27 @@ def prepare_workload(impl, wl):
             for t in range(steps):
                 impl.resize(h, (t + 1,) + data.shape)
                 impl.write(h, t, data)
-        return append, steps, "steps/s"
-    h = impl.create(data.shape, chunks, data.dtype, codec)
+        return Task(append, steps, "steps/s")
     everything = (slice(None),) * data.ndim
-    impl.write(h, everything, data)
     amount, unit = (data.size, "Mstr/s") if is_string(data.dtype) else (data.nbytes, "MB/s")
     if kind == "write":
-        return (lambda: impl.write(h, everything, data)), amount, unit
+        current = {}
+
+        def new_array():
+            current.clear()  # free the previous array before making the next,
+            gc.collect()     # also when it sits in a reference cycle
+            current["h"] = impl.create(data.shape, chunks, data.dtype, codec)
+        return Task(lambda: impl.write(current["h"], everything, data), amount, unit,
+                    setup=new_array,
+                    check=lambda: check_read(impl, current["h"], everything, data))
+    h = impl.create(data.shape, chunks, data.dtype, codec)
+    impl.write(h, everything, data)
+    if kind == "rewrite":
+        return Task(lambda: impl.write(h, everything, data), amount, unit,
+                    check=lambda: check_read(impl, h, everything, data))
     if kind == "read":
-        back = impl.read(h, everything)
-        if not np.array_equal(np.asarray(back), data):
-            raise RuntimeError(f"{impl.name}: read back differs from what was written")
-        return (lambda: impl.read(h, everything)), amount, unit
+        return Task(lambda: impl.read(h, everything), amount, unit,
+                    check=lambda: check_read(impl, h, everything, data))
     if kind == "points":
         rng = np.random.default_rng(0)
         n = data.shape[0]
@@ -395,26 +480,29 @@ def prepare_workload(impl, wl):
         def points():
             for sel in sels:
                 impl.read(h, sel)
-        return points, len(sels), "ops/s"
+        return Task(points, len(sels), "ops/s")
     if kind == "strided":
         sel = (slice(None, None, 4),) * data.ndim
         # MB/s of the whole array: every chunk is decoded for a ::4 selection.
-        return (lambda: impl.read(h, sel)), data.nbytes, "MB/s"
+        return Task(lambda: impl.read(h, sel), data.nbytes, "MB/s",
+                    check=lambda: check_read(impl, h, sel, data[sel]))
     raise ValueError(kind)
 
 
-def interleaved_medians(runs, repeats):
+def interleaved_medians(tasks, repeats):
     """``{name: median seconds}`` of ``repeats`` rounds; each round times every
-    ``runs[name]`` once, starting one further along each round, so a slow
-    spell of a shared machine (CPU time stolen for seconds at a time) falls
-    on every implementation alike instead of on whichever ran then. The
-    caller has run each once already (imports, thread pools, caches)."""
-    names = list(runs)
+    ``tasks[name].run`` once (after its untimed ``setup``), starting one further
+    along each round, so a slow spell of a shared machine (CPU time stolen for
+    seconds at a time) falls on every implementation alike instead of on
+    whichever ran then. The caller has run each once already (imports, thread
+    pools, caches)."""
+    names = list(tasks)
     times = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            tasks[name].setup()
             t0 = time.perf_counter()
-            runs[name]()
+            tasks[name].run()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -425,8 +513,11 @@ def speed_of(seconds, amount, unit):
 
 # -- physical limits -------------------------------------------------------------
 
+FRESH_PIECE = 1 << 20  # the size of a full-size W1 chunk (64^3 float32)
+
+
 def load_libzstd():
-    """libzstd through ctypes (CDLL calls release the GIL), or None."""
+    """The system libzstd through ctypes (CDLL calls release the GIL), or None."""
     path = ctypes.util.find_library("zstd")
     if path is None:
         return None
@@ -434,18 +525,31 @@ def load_libzstd():
         lib = ctypes.CDLL(path)
     except OSError:
         return None
+    size_t, void_p = ctypes.c_size_t, ctypes.c_void_p
     lib.ZSTD_versionString.restype = ctypes.c_char_p
-    lib.ZSTD_createDCtx.restype = ctypes.c_void_p
-    lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
-    lib.ZSTD_decompressDCtx.restype = ctypes.c_size_t
-    lib.ZSTD_decompressDCtx.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
-                                        ctypes.c_char_p, ctypes.c_size_t]
+    lib.ZSTD_compressBound.restype = size_t
+    lib.ZSTD_compressBound.argtypes = [size_t]
+    lib.ZSTD_createCCtx.restype = void_p
+    lib.ZSTD_freeCCtx.argtypes = [void_p]
+    lib.ZSTD_compressCCtx.restype = size_t
+    lib.ZSTD_compressCCtx.argtypes = [void_p, void_p, size_t, void_p, size_t, ctypes.c_int]
+    lib.ZSTD_createDCtx.restype = void_p
+    lib.ZSTD_freeDCtx.argtypes = [void_p]
+    lib.ZSTD_decompressDCtx.restype = size_t
+    lib.ZSTD_decompressDCtx.argtypes = [void_p, void_p, size_t, ctypes.c_char_p, size_t]
     lib.ZSTD_isError.restype = ctypes.c_uint
-    lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_isError.argtypes = [size_t]
     lib.ZSTD_getErrorName.restype = ctypes.c_char_p
-    lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
+    lib.ZSTD_getErrorName.argtypes = [size_t]
     lib.path = path
     return lib
+
+
+def zstd_checked(lib, result, call):
+    """A libzstd size result, or a RuntimeError if it is an error code."""
+    if lib.ZSTD_isError(result):
+        raise RuntimeError(f"{call}: {lib.ZSTD_getErrorName(result).decode()}")
+    return result
 
 
 def gil_overlap(part, seconds=0.3):
@@ -475,9 +579,8 @@ def gil_overlap(part, seconds=0.3):
     return both / sum(b - a for a, b in spans[0])
 
 
-def version_string(number):
-    """zstd's ``ZSTD_versionNumber()`` (10507) as "1.5.7"."""
-    return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+def minor_page_faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def chunks_of(field, chunk):
@@ -488,127 +591,203 @@ def chunks_of(field, chunk):
             for k in range(0, n, chunk)]
 
 
-def measure_limits(quick, repeats):
-    """memcpy of the W1 bytes, zstd(1) compress and decompress of the W2 chunks,
-    on one thread and on os.cpu_count() threads; MB/s of uncompressed bytes."""
-    s = sizes(quick)
-    n, chunk = s["n"], s["chunk"]
-    threads = os.cpu_count() or 1
-    pool = ThreadPoolExecutor(max_workers=threads)
-    field = smooth_field((n, n, n))
+class LimitMeter:
+    """Times one limit on one thread and on ``threads`` threads of one pool."""
 
-    def limit(label, nbytes, one, part, **extra):
+    def __init__(self, pool, threads, repeats):
+        self.pool, self.threads, self.repeats = pool, threads, repeats
+
+    def __call__(self, label, nbytes, one, part, **extra):
         """one(): all the work on this thread; part(i): thread i's share of it."""
         def many():
-            return list(pool.map(part, range(threads)))
-        t1 = median_time(one, repeats)
-        tn = median_time(many, repeats)
+            return list(self.pool.map(part, range(self.threads)))
+        t1 = median_time(one, self.repeats)
+        tn = median_time(many, self.repeats)
         # Did the threads really run at once? Process CPU time over wall time of
         # the all-thread runs: ~1 if serialised, up to `threads` if not, but less
         # when other processes hold cores; gil_overlap() tells even then.
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        for _ in range(max(repeats, 3)):
+        for _ in range(max(self.repeats, 3)):
             many()
         busy = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
-        return dict(label=label, unit="MB/s", bytes=nbytes, threads=threads,
+        faults = []
+        for work in (one, many):
+            before = minor_page_faults()
+            work()
+            faults.append(minor_page_faults() - before)
+        return dict(label=label, unit="MB/s", bytes=nbytes, threads=self.threads,
                     one_thread=nbytes / t1 / 1e6, all_threads=nbytes / tn / 1e6,
-                    scaling=t1 / tn, cpu_per_wall=busy,
-                    gil_overlap=gil_overlap(part) if threads > 1 else None, **extra)
+                    scaling=t1 / tn, cpu_per_wall=busy, page_faults_one_thread=faults[0],
+                    page_faults_all_threads=faults[1],
+                    gil_overlap=gil_overlap(part) if self.threads > 1 else None, **extra)
 
-    out = []
-    # (i) memcpy: contiguous slices of the flat array, one per thread.
+
+def memory_limits(limit, field, n):
+    """memcpy of the W1 bytes into one reused buffer, and into fresh 1 MiB pieces."""
+    threads = limit.threads
     src = field.reshape(-1)
     dst = np.empty_like(src)
     bounds = np.linspace(0, src.size, threads + 1).astype(int)
 
     def copy_part(i):
         np.copyto(dst[bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]])
-    out.append(limit(f"memcpy of the W1 bytes ({n}^3 float32), numpy.copyto", src.nbytes,
-                     lambda: np.copyto(dst, src), copy_part))
+    out = [limit(f"memcpy of the W1 bytes ({n}^3 float32), numpy.copyto", src.nbytes,
+                 lambda: np.copyto(dst, src), copy_part)]
     if not np.array_equal(dst, src):
         raise RuntimeError("memcpy limit: the copy differs")
 
-    # (ii) zstd(1) compress of the W2 chunks: python-zstandard's frames (zstd's
-    # defaults, what tensorstore writes too), then zarrsync's own (no block
-    # pre-splitting, _kernels.zstd.Context) where that library loads.
-    blocks = chunks_of(field, chunk)
+    flat = src.view(np.uint8)
+    offsets = range(0, flat.size, FRESH_PIECE)
+
+    def fill_fresh(at_offsets):
+        # Anonymous maps, not np.empty: malloc would hand back pages this process has
+        # touched already (no faults), and bytearray would zero-fill them first.
+        pieces = []
+        for at in at_offsets:
+            piece = mmap.mmap(-1, min(FRESH_PIECE, flat.size - at))
+            np.copyto(np.frombuffer(piece, np.uint8), flat[at:at + FRESH_PIECE])
+            pieces.append(piece)
+        return pieces  # unmapped when the caller drops them, after the clock stops
+    pieces = fill_fresh(offsets)
+    if b"".join(pieces) != flat.tobytes():
+        raise RuntimeError("fresh-memory limit: the copy differs")
+    del pieces
+    out.append(limit(f"fill of fresh memory: the W1 bytes copied into newly mapped "
+                     f"{FRESH_PIECE >> 20} MiB pieces (anonymous mmap + numpy.copyto), "
+                     f"unmapped after each run", flat.nbytes,
+                     lambda: fill_fresh(offsets), lambda i: fill_fresh(offsets[i::threads])))
+    return out
+
+
+def zstd_limits(limit, blocks, chunk):
+    """zstd(1) compress and decompress of the W2 chunks: python-zstandard, then the
+    system libzstd through ctypes into reused buffers (if it loads)."""
+    threads = limit.threads
     raw = sum(b.nbytes for b in blocks)
+    expected = np.concatenate([b.reshape(-1).view(np.uint8) for b in blocks])
+    what = f"the {len(blocks)} W2 chunks ({chunk}^3 float32)"
+
     compressors = [zstandard.ZstdCompressor(level=1, write_content_size=True)
                    for _ in range(threads)]
     frames = [compressors[0].compress(b) for b in blocks]
     ratio = raw / sum(len(f) for f in frames)
-
-    def compress_part(i):
-        c = compressors[i]
-        for b in blocks[i::threads]:
-            c.compress(b)
-    out.append(limit(f"zstd(1) compress of the {len(blocks)} W2 chunks ({chunk}^3 float32; "
-                     f"python-zstandard {zstandard.__version__}, "
-                     f"zstd {'.'.join(map(str, zstandard.ZSTD_VERSION))})", raw,
-                     lambda: [compressors[0].compress(b) for b in blocks],
-                     compress_part,
+    package = (f"python-zstandard {zstandard.__version__}, "
+               f"zstd {'.'.join(map(str, zstandard.ZSTD_VERSION))}")
+    out = [limit(f"zstd(1) compress of {what}, {package}", raw,
+                 lambda: [compressors[0].compress(b) for b in blocks],
+                 lambda i: [compressors[i].compress(b) for b in blocks[i::threads]],
+                 compression_ratio=ratio)]
+    decompressors = [zstandard.ZstdDecompressor() for _ in range(threads)]
+    if b"".join(decompressors[0].decompress(f) for f in frames) != expected.tobytes():
+        raise RuntimeError("python-zstandard: the decompressed frames differ from the chunks")
+    out.append(limit(f"zstd decompress of those frames, {package} (a new bytes object "
+                     f"per chunk)", raw,
+                     lambda: [decompressors[0].decompress(f) for f in frames],
+                     lambda i: [decompressors[i].decompress(f) for f in frames[i::threads]],
                      compression_ratio=ratio))
-    if native_zstd_available():
-        contexts = [zstd_kernel.Context(1, False) for _ in range(threads)]
-        own = sum(len(contexts[0].compress(b)) for b in blocks)
 
-        def own_part(i):
-            ctx = contexts[i]
-            for b in blocks[i::threads]:
-                ctx.compress(b)
-        version = version_string(zstd_kernel.version())
-        package = next(name for name, where in ZSTD_ENCODERS.items()
-                       if zstd_encoder_library() in where())
-        out.append(limit(f"zstd(1) compress of those chunks without block pre-splitting, "
-                         f"as zarrsync writes them (libzstd {version} from {package}, through "
-                         f"zarrsync._kernels.zstd)", raw,
-                         lambda: [contexts[0].compress(b) for b in blocks], own_part,
-                         compression_ratio=raw / own))
-
-    # (iii) decompress of those frames, each into its place in one reused buffer.
     lib = load_libzstd()
-    outbuf = np.empty(raw, dtype=np.uint8)
-    offsets = np.cumsum([0] + [b.nbytes for b in blocks]).tolist()
-    if lib is not None:
-        dctxs = [lib.ZSTD_createDCtx() for _ in range(threads)]
-        base = outbuf.ctypes.data
-
-        def decompress(dctx, idx):
-            for k in idx:
-                cap = offsets[k + 1] - offsets[k]
-                r = lib.ZSTD_decompressDCtx(dctx, base + offsets[k], cap, frames[k],
-                                            len(frames[k]))
-                if lib.ZSTD_isError(r) or r != cap:
-                    err = lib.ZSTD_getErrorName(r).decode() if lib.ZSTD_isError(r) else r
-                    raise RuntimeError(f"ZSTD_decompressDCtx: {err}")
-
-        version = lib.ZSTD_versionString().decode()
-        label = (f"zstd decompress of those frames into a reused buffer "
-                 f"(libzstd {version} via ctypes: {lib.path})")
-        one = lambda: decompress(dctxs[0], range(len(frames)))
-        part = lambda i: decompress(dctxs[i], range(i, len(frames), threads))
-    else:
-        dctxs = []
-        decompressors = [zstandard.ZstdDecompressor() for _ in range(threads)]
-
-        def decompress(d, idx):
-            for k in idx:
-                outbuf[offsets[k]:offsets[k + 1]] = np.frombuffer(d.decompress(frames[k]),
-                                                                  np.uint8)
-        label = ("zstd decompress of those frames (no libzstd found: python-zstandard's "
-                 "allocating decompress, then a copy)")
-        one = lambda: decompress(decompressors[0], range(len(frames)))
-        part = lambda i: decompress(decompressors[i], range(i, len(frames), threads))
+    if lib is None:
+        return out
+    version = lib.ZSTD_versionString().decode()
+    bound = lib.ZSTD_compressBound(max(b.nbytes for b in blocks))
+    sources = [(b.ctypes.data, b.nbytes) for b in blocks]
+    cctxs = [lib.ZSTD_createCCtx() for _ in range(threads)]
+    dctxs = [lib.ZSTD_createDCtx() for _ in range(threads)]
     try:
-        out.append(limit(label, raw, one, part, compression_ratio=ratio))
-        expected = np.concatenate([b.reshape(-1).view(np.uint8) for b in blocks])
-        if not np.array_equal(outbuf, expected):
-            raise RuntimeError("decompress limit: the output differs from the chunks")
+        frame_buffers = [np.empty(bound, np.uint8) for _ in range(threads)]
+
+        def compress(i, indices):
+            """Compresses each chunk into thread i's reused buffer; the last frame's size."""
+            cctx, dst = cctxs[i], frame_buffers[i].ctypes.data
+            size = 0
+            for k in indices:
+                size = zstd_checked(lib, lib.ZSTD_compressCCtx(cctx, dst, bound, *sources[k], 1),
+                                    "ZSTD_compressCCtx")
+            return size
+        lib_frames = []
+        for k in range(len(blocks)):
+            size = compress(0, [k])
+            lib_frames.append(frame_buffers[0][:size].tobytes())
+        lib_ratio = raw / sum(len(f) for f in lib_frames)
+        out.append(limit(f"zstd(1) compress of {what} into a reused buffer, libzstd "
+                         f"{version} via ctypes ({lib.path})", raw,
+                         lambda: compress(0, range(len(blocks))),
+                         lambda i: compress(i, range(i, len(blocks), threads)),
+                         compression_ratio=lib_ratio))
+
+        # Each frame decompresses into its place in one reused buffer, as into an array.
+        decompressed = np.empty(raw, dtype=np.uint8)
+        offsets = np.cumsum([0] + [b.nbytes for b in blocks]).tolist()
+
+        def decompress(i, indices):
+            for k in indices:
+                capacity = offsets[k + 1] - offsets[k]
+                size = zstd_checked(lib, lib.ZSTD_decompressDCtx(
+                    dctxs[i], decompressed.ctypes.data + offsets[k], capacity,
+                    lib_frames[k], len(lib_frames[k])), "ZSTD_decompressDCtx")
+                if size != capacity:
+                    raise RuntimeError(f"ZSTD_decompressDCtx: {size} bytes, not {capacity}")
+        out.append(limit(f"zstd decompress of those frames into a reused buffer, libzstd "
+                         f"{version} via ctypes", raw,
+                         lambda: decompress(0, range(len(blocks))),
+                         lambda i: decompress(i, range(i, len(blocks), threads)),
+                         compression_ratio=lib_ratio))
+        if not np.array_equal(decompressed, expected):
+            raise RuntimeError("libzstd: the decompressed frames differ from the chunks")
     finally:
-        for d in dctxs:
-            lib.ZSTD_freeDCtx(d)
-        pool.shutdown()
+        for cctx in cctxs:
+            lib.ZSTD_freeCCtx(cctx)
+        for dctx in dctxs:
+            lib.ZSTD_freeDCtx(dctx)
     return out
+
+
+def gzip_limits(limit, blocks, chunk):
+    """gzip(1) compress (isal, else zlib) and decompress (libdeflate, else zlib) of the
+    W3 chunks."""
+    threads = limit.threads
+    try:
+        from isal import isal_zlib
+        compress = functools.partial(isal_zlib.compress, level=1, wbits=31)
+        compressor = f"isal {version_of('isal')}, isal_zlib.compress(data, 1, 31)"
+    except ImportError:
+        compress = functools.partial(zlib.compress, level=1, wbits=31)
+        compressor = f"zlib {zlib.ZLIB_RUNTIME_VERSION}, zlib.compress(data, 1, 31)"
+    try:
+        from deflate import gzip_decompress as decompress
+        decompressor = f"libdeflate through deflate {version_of('deflate')}, gzip_decompress"
+    except ImportError:
+        decompress = functools.partial(zlib.decompress, wbits=31)
+        decompressor = f"zlib {zlib.ZLIB_RUNTIME_VERSION}, zlib.decompress(data, 31)"
+    raw = sum(b.nbytes for b in blocks)
+    members = [compress(b) for b in blocks]
+    ratio = raw / sum(len(m) for m in members)
+    if b"".join(decompress(m) for m in members) != b"".join(b.tobytes() for b in blocks):
+        raise RuntimeError("gzip: the decompressed members differ from the chunks")
+    what = f"the {len(blocks)} W3 chunks ({chunk}^3 float32, the same as W2's)"
+    return [
+        limit(f"gzip(1) compress of {what}, {compressor}", raw,
+              lambda: [compress(b) for b in blocks],
+              lambda i: [compress(b) for b in blocks[i::threads]], compression_ratio=ratio),
+        limit(f"gzip decompress of those members, {decompressor}", raw,
+              lambda: [decompress(m) for m in members],
+              lambda i: [decompress(m) for m in members[i::threads]], compression_ratio=ratio),
+    ]
+
+
+def measure_limits(quick, repeats):
+    """Every physical limit, each on one thread and on os.cpu_count() threads; MB/s of
+    uncompressed bytes."""
+    s = sizes(quick)
+    n, chunk = s["n"], s["chunk"]
+    threads = os.cpu_count() or 1
+    field = smooth_field((n, n, n))
+    blocks = chunks_of(field, chunk)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        limit = LimitMeter(pool, threads, repeats)
+        return (memory_limits(limit, field, n) + zstd_limits(limit, blocks, chunk)
+                + gzip_limits(limit, blocks, chunk))
 
 
 # -- output ----------------------------------------------------------------------
@@ -621,6 +800,7 @@ def version_of(dist):
 
 
 def git_commit():
+    """The commit of the checkout this script is in, "+dirty" if it has changes."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
@@ -657,16 +837,17 @@ def stolen_share(start, end):
 
 
 def machine_info():
+    others = ("zarr", "zarrs", "tensorstore", "numpy", "numcodecs", "zstandard", "isal",
+              "deflate")
     return {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
-        "versions": {name: version_of(dist) for name, dist in (
-            ("zarrsync", "zarrsync"), ("zarr", "zarr"), ("tensorstore", "tensorstore"),
-            ("zarrs", "zarrs"), ("numpy", "numpy"), ("zstandard", "zstandard"),
-            ("imagecodecs", "imagecodecs"))},
+        "versions": {"zarrsync": zs.__version__, **{d: version_of(d) for d in others}},
         "zarrsync_commit": git_commit(),
+        # The build measured: not necessarily the checkout of zarrsync_commit.
+        "zarrsync_module": os.path.dirname(os.path.abspath(zs.__file__)),
     }
 
 
@@ -711,13 +892,15 @@ def run(args, argv, impls, skipped):
         "limits": [],
         "repeats": args.repeats,
         "quick": args.quick,
+        "fresh_writes": True,  # write rows write into a new array each repeat
         "command": "python benchmarks/compare.py" + (f" {shlex.join(argv)}" if argv else ""),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "zarrs_store_dir": zarrs_root,
     }
     print(f"\nmedians of {args.repeats} rounds (each runs every implementation once, in "
-          f"rotating order); ratio = zarrsync speed / fastest other\n", flush=True)
+          f"rotating order; writes into a fresh array each time); ratio = zarrsync speed / "
+          f"fastest other\n", flush=True)
     ticks_at_start = cpu_ticks()
     failed = False
     for wl in workloads(args.quick):
@@ -726,14 +909,18 @@ def run(args, argv, impls, skipped):
             continue
         row = {"id": wl[0], "label": label, "unit": "", "speeds": dict.fromkeys(names),
                "ratio": None, "notes": {}, "errors": {}}
-        runs, amounts = {}, {}
+        tasks = {}
         for impl in impls:
             if is_string(wl[4].dtype) and not impl.strings:
                 row["notes"][impl.name] = impl.no_strings
                 continue
             try:
-                run_once, amounts[impl.name], row["unit"] = prepare_workload(impl, wl)
-                run_once()  # warm-up; what an implementation cannot do fails here
+                task = prepare_workload(impl, wl)
+                row["unit"] = task.unit
+                # The warm-up; what an implementation cannot do fails here.
+                task.setup()
+                task.run()
+                task.check()
             except impl.unsupported as e:
                 why = type(e).__name__ + (f": {e}" if str(e) else "")
                 row["notes"][impl.name] = why + impl.unsupported_note
@@ -742,10 +929,11 @@ def run(args, argv, impls, skipped):
                 row["errors"][impl.name] = f"{type(e).__name__}: {e}"
                 failed = True
                 continue
-            runs[impl.name] = run_once
-        for name, t in interleaved_medians(runs, args.repeats).items():
-            row["speeds"][name] = speed_of(t, amounts[name], row["unit"])
-        runs.clear()  # free this workload's arrays before the next one
+            tasks[impl.name] = task
+        for name, t in interleaved_medians(tasks, args.repeats).items():
+            row["speeds"][name] = speed_of(t, tasks[name].amount, row["unit"])
+        tasks.clear()  # free this workload's arrays before the next one
+        gc.collect()
         mine = row["speeds"].get("zarrsync")
         others = [v for k, v in row["speeds"].items() if k != "zarrsync" and v is not None]
         row["ratio"] = mine / max(others) if mine is not None and others else None

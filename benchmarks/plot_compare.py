@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import footnotes, limits_table, machine_line, markdown_table
 
 START, END = "<!-- table:start -->", "<!-- table:end -->"
-COLORS = {"zarrsync": "#d95f02", "zarr-python": "#7570b3", "zarrs": "#1b9e77",
-          "tensorstore": "#66a61e"}
+COLORS = {"zarrsync": "#d95f02", "zarr-python": "#7570b3", "zarr-python fused": "#e7298a",
+          "zarrs": "#1b9e77", "tensorstore": "#66a61e"}
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 
 
@@ -140,7 +140,8 @@ def table_section(results, json_path, md_path, also=()):
     parts += [f"* {note}" for note in footnotes(results)]
     if results.get("limits"):
         parts += ["", ("Physical limits, measured in the same run (scaling = all threads / "
-                       "one thread; CPU/wall and overlap: see above):"),
+                       "one thread; CPU/wall and overlap: see above; page faults: minor "
+                       "page faults of one run on one thread / on all threads):"),
                   "", limits_table(results)]
     if also:
         runs = [results] + [run for run, _ in also]

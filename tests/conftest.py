@@ -10,6 +10,13 @@ The profile is chosen by ``HYPOTHESIS_PROFILE``; without it, ``ci`` when the
 
     HYPOTHESIS_PROFILE=ci python -m pytest tests/test_properties.py
 
+Fast paths
+----------
+``pytest --fast-paths=off`` runs the suite with every native fast path off
+(``zarrsync.config.set(fast_paths=False)``): the system libzstd, aligned
+outputs and non-temporal stores, and libdeflate reads. Every result must be
+the same; CI runs the suite both ways.
+
 Stores
 ------
 ``STORE_FACTORIES`` lists ``(id, factory)`` pairs; a factory takes a fresh,
@@ -43,6 +50,21 @@ settings.register_profile(
 )
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+# -- fast paths -------------------------------------------------------------------------
+
+def pytest_addoption(parser):
+    parser.addoption("--fast-paths", choices=("on", "off"), default="on",
+                     help="run with zarrsync's native fast paths on (default) or off")
+
+
+def pytest_configure(config):
+    zarrsync.config.set(fast_paths=config.getoption("--fast-paths") == "on")
+
+
+def pytest_report_header(config):
+    return f"zarrsync fast paths: {config.getoption('--fast-paths')}"
 
 
 # -- stores -----------------------------------------------------------------------------

@@ -1,113 +1,132 @@
-"""zarrsync.config: thread settings and the chunk runner."""
+"""zarrsync.config: the settings, their checks, and ``set`` as a context manager.
 
-import threading
+How the scheduler uses them is in ``test_scheduler.py``.
+"""
 
-import numpy as np
+import os
+import re
+
 import pytest
 
 import zarrsync as zs
+from zarrsync import config
+
+INTEGER_SETTINGS = sorted(name for name in config.DEFAULTS if name != "fast_paths")
+#: Settings that must be at least 1 (the others may be 0).
+POSITIVE = {"threads", "tasks_per_thread", "task_bytes"}
 
 
-@pytest.fixture
-def restore_threads():
-    before = zs.config.get_threads()
-    yield
-    zs.config.set_threads(before)
+def documented_defaults():
+    """``{name: default}`` as the module docstring's Settings section states them."""
+    units = {"KiB": 1 << 10, "MiB": 1 << 20}
+    out = {}
+    for line in config.__doc__.split("Settings\n--------\n")[1].splitlines():
+        match = re.fullmatch(r"(\w+) : (int|bool), default (.+)", line)
+        if not match:
+            continue
+        name, kind, text = match.groups()
+        if text == "``os.cpu_count()``":
+            out[name] = os.cpu_count() or 1
+        elif kind == "bool":
+            out[name] = {"True": True, "False": False}[text]
+        else:
+            number, _, unit = text.partition(" ")
+            out[name] = int(number) * units.get(unit, 1)
+    return out
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
-def test_set_threads_rejects_bad_values(bad, restore_threads):
-    with pytest.raises(ValueError):
-        zs.config.set_threads(bad)
+def test_defaults_are_the_documented_ones():
+    assert config.DEFAULTS == documented_defaults()
+    assert {"threads", "parallel_min_bytes", "parallel_min_chunk_bytes", "walk_chunks",
+            "fast_paths"} <= set(config.DEFAULTS)
+    # Every default passes the checks ``set`` applies.
+    with config.set(**config.DEFAULTS):
+        assert {name: config.get(name) for name in config.DEFAULTS} == config.DEFAULTS
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("n_items", [0, 1, 5, 16, 17, 1000])
-def test_batch_bounds_split_items_in_order(threads, n_items, restore_threads):
-    zs.config.set_threads(threads)
-    bounds = zs.config.batch_bounds(n_items)
-    assert bounds[0] == 0 and bounds[-1] == n_items
-    if not n_items:
-        assert bounds == [0]  # no batch at all
-        return
-    sizes = np.diff(bounds)
-    per_call = 1 if threads == 1 else zs.config.BATCHES_PER_THREAD * threads
-    assert len(sizes) == min(n_items, per_call)
-    assert sizes.min() >= 1 and sizes.max() - sizes.min() <= 1
+def test_the_package_exposes_the_module():
+    assert zs.config is config
 
 
-@pytest.mark.parametrize("n_items,nbytes", [
-    (8, 10),                                   # a small call
-    (4096, 4096 * 512),                        # many tiny chunks (8x8 float64)
-    (1, 1 << 30),                              # one chunk
-])
-def test_small_work_runs_on_the_calling_thread(n_items, nbytes, restore_threads):
-    zs.config.set_threads(4)
-    seen = set()
-    zs.config.run_chunks(lambda i: seen.add(threading.get_ident()), n_items, nbytes)
-    assert seen == {threading.get_ident()}
+def test_get_rejects_unknown_names():
+    with pytest.raises(KeyError, match="no setting 'thread'"):
+        config.get("thread")
 
 
-def test_large_work_runs_on_the_pool_and_reraises(restore_threads):
-    zs.config.set_threads(2)
-    seen, done = set(), []
-
-    def work(i):
-        seen.add(threading.current_thread().name)
-        if i == 3:
-            raise zs.CodecError("chunk 3")
-        done.append(i)
-
-    with pytest.raises(zs.CodecError, match="chunk 3"):
-        zs.config.run_chunks(work, 8, zs.config.MIN_PARALLEL_BYTES)
-    # The caller takes items too; the others run on the pool's threads.
-    caller = threading.current_thread().name
-    assert all(name.startswith("zarrsync") or name == caller for name in seen)
-    assert sorted(done) == [0, 1, 2, 4, 5, 6, 7]  # every other item still ran
+@pytest.mark.parametrize("name", INTEGER_SETTINGS)
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2", None, 2 ** 0.5])
+def test_integer_settings_reject_bad_values(name, bad):
+    before = config.get(name)
+    with pytest.raises(ValueError, match=name):
+        config.set(**{name: bad})
+    assert config.get(name) == before
 
 
-def test_a_caller_holding_a_lock_finishes_while_pool_threads_wait_for_it(restore_threads):
-    # Pool threads busy with another call's items, which wait for a lock the
-    # first caller holds: the first caller runs its own items and never waits
-    # on an item it did not see start (a sharded write holds shard locks while
-    # its inner chunks are encoded on the pool).
-    zs.config.set_threads(2)
-    held = threading.Lock()
-    waiting = threading.Semaphore(0)
-
-    def blocked(i):
-        waiting.release()
-        with held:
-            pass
-
-    with held:
-        # Two other calls: each caller and each of the pool's 2 threads take
-        # one item and block.
-        others = [threading.Thread(target=zs.config.run_chunks,
-                                   args=(blocked, 4, zs.config.MIN_PARALLEL_BYTES * 4))
-                  for _ in range(2)]
-        for t in others:
-            t.start()
-        for _ in range(4):
-            assert waiting.acquire(timeout=10)
-        done = []
-        zs.config.run_chunks(done.append, 6, zs.config.MIN_PARALLEL_BYTES * 6)
-        assert sorted(done) == list(range(6))
-    for t in others:
-        t.join(10)
-        assert not t.is_alive()
+@pytest.mark.parametrize("name", INTEGER_SETTINGS)
+def test_the_least_value_of_each_setting(name):
+    least = 1 if name in POSITIVE else 0
+    with config.set(**{name: least}):
+        assert config.get(name) == least
+    if least:
+        with pytest.raises(ValueError, match=f"{name} must be >= 1"):
+            config.set(**{name: 0})
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_large_arrays_read_and_write_the_same_with_any_thread_count(threads, restore_threads):
-    zs.config.set_threads(threads)
-    store = zs.MemoryStore()
-    node = zs.ArrayNode.of_path("/a")
-    store.create_array(node, shape=(96, 96, 64), chunks=(32, 32, 32), dtype="float64",
-                       codecs=[zs.codecs.Bytes(), zs.codecs.Zstd(level=1)])
-    data = np.random.default_rng(threads).normal(size=(96, 96, 64))
-    store.write_array(node, ..., data)
-    np.testing.assert_array_equal(store.read_array(node), data)
-    store.write_array(node, (slice(5, 90), 7), 0.0)
-    data[5:90, 7] = 0.0
-    np.testing.assert_array_equal(store.read_array(node, (slice(None, None, 3),)), data[::3])
+@pytest.mark.parametrize("bad", [1, 0, "yes", None])
+def test_fast_paths_takes_only_booleans(bad):
+    before = config.get("fast_paths")
+    with pytest.raises(ValueError, match="fast_paths must be True or False"):
+        config.set(fast_paths=bad)
+    assert config.get("fast_paths") is before
+
+
+def test_a_rejected_set_changes_nothing():
+    before = {name: config.get(name) for name in config.DEFAULTS}
+    with pytest.raises(KeyError, match="no setting 'bogus'"):
+        config.set(threads=before["threads"] + 1, bogus=1)
+    with pytest.raises(ValueError, match="walk_chunks"):
+        config.set(threads=before["threads"] + 1, task_bytes=5, walk_chunks=-1)
+    assert {name: config.get(name) for name in config.DEFAULTS} == before
+
+
+def test_set_keeps_its_values_until_changed_again():
+    before = config.get("walk_chunks"), config.get("task_bytes")
+    try:
+        config.set(walk_chunks=3, task_bytes=1000)   # not as a context manager
+        assert (config.get("walk_chunks"), config.get("task_bytes")) == (3, 1000)
+    finally:
+        config.set(walk_chunks=before[0], task_bytes=before[1])
+
+
+def test_set_as_a_context_manager_restores_the_old_values():
+    before = {name: config.get(name) for name in config.DEFAULTS}
+    with config.set(walk_chunks=5, fast_paths=not before["fast_paths"]):
+        assert config.get("walk_chunks") == 5
+        assert config.get("fast_paths") is not before["fast_paths"]
+        with config.set(walk_chunks=7, tasks_per_thread=2):
+            assert (config.get("walk_chunks"), config.get("tasks_per_thread")) == (7, 2)
+        assert config.get("walk_chunks") == 5
+        assert config.get("tasks_per_thread") == before["tasks_per_thread"]
+    assert {name: config.get(name) for name in config.DEFAULTS} == before
+
+
+def test_the_context_manager_restores_when_the_block_raises():
+    before = config.get("task_bytes")
+    with pytest.raises(RuntimeError, match="inside"):
+        with config.set(task_bytes=1):
+            raise RuntimeError("inside")
+    assert config.get("task_bytes") == before
+
+
+def test_get_and_set_threads():
+    before = config.get_threads()
+    assert before == config.get("threads")
+    try:
+        config.set_threads(3)
+        assert config.get_threads() == config.get("threads") == 3
+    finally:
+        config.set_threads(before)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            config.set_threads(bad)
+    assert config.get_threads() == before

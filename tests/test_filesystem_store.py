@@ -4,6 +4,7 @@ and concurrent writers (threads and processes).
 The SIGKILL crash test is in ``test_crash.py``.
 """
 
+import errno
 import itertools
 import json
 import multiprocessing
@@ -514,13 +515,79 @@ def test_threads_create_erase_and_list(tmp_path):
         np.testing.assert_array_equal(store.read_array(a), np.full(6, k + 1))
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["renamed", "in-place"])
+def test_a_set_into_the_folder_being_erased_never_fails_the_erase(tmp_path, monkeypatch,
+                                                                  in_place):
+    """The race of test_set_races_erase_of_its_folder, forced: a key is written into
+    the folder being erased after rmtree emptied it, just before it removes the folder.
+
+    ``renamed``: the folder was renamed to a hidden name first; the writer's path
+    lookup had passed the folder before the rename, so its file lands in the renamed
+    folder (the writer here is a store rooted there: the same calls on the same
+    folder). ``in-place``: the rename fails with EXDEV (another file system mounted
+    there), the folder is deleted where it is and the writer's ``set`` re-creates it.
+    """
+    store = zs.FilesystemStore(tmp_path)
+    for k in range(3):
+        store.set(f"shared/t0/k{k}", b"old")
+    folder = os.path.join(store.path, "shared")
+    real_rename, real_rmdir = os.rename, os.rmdir
+    renamed_to = []
+    emptied, written = threading.Event(), threading.Event()
+
+    def rename(src, dst, **kwargs):
+        if src == folder:
+            if in_place:
+                raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), src, dst)
+            renamed_to.append(dst)
+        return real_rename(src, dst, **kwargs)
+
+    def rmdir(path, *, dir_fd=None):
+        # rmtree's last call: the folder it deletes, now empty. Let the writer in first.
+        erased = renamed_to[0] if renamed_to else folder
+        if dir_fd is None and path == erased and not emptied.is_set():
+            emptied.set()
+            assert written.wait(10)
+        return real_rmdir(path, dir_fd=dir_fd)
+
+    def writer():
+        assert emptied.wait(10)
+        if in_place:
+            store.set("shared/t1/k0", b"new")
+        else:
+            zs.FilesystemStore(renamed_to[0]).set("t1/k0", b"new")
+        written.set()
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        store.erase_prefix("shared/")
+    finally:
+        emptied.set()  # the writer never waits forever, whatever happened
+        thread.join(10)
+    monkeypatch.undo()
+    assert written.is_set()
+    if in_place:
+        # The new value was written after the old ones were removed: it stays.
+        assert store.list_prefix("") == ["shared/t1/k0"]
+        assert store.get("shared/t1/k0") == b"new"
+    else:
+        # Written into the old folder: erased with it, and nothing hidden is left.
+        assert store.list_prefix("") == []
+    assert not any(_is_tmp(f) for f in files_under(tmp_path))
+    assert not any(_is_tmp(f) for f in folders_under(tmp_path))
+
+
 @pytest.mark.usefixtures("frequent_thread_switches")
 def test_set_races_erase_of_its_folder(tmp_path):
-    """A write into a folder being erased lands whole or not at all; never an error."""
+    """A write into a folder being erased lands whole or not at all; never an error.
+    Left to timing: many quick rounds of one eraser against three writers."""
     store = zs.FilesystemStore(tmp_path)
 
     def work(t):
-        for k in range(150):
+        for k in range(1000):
             if t == 0:
                 store.erase_prefix("shared/")
             else:
@@ -532,6 +599,7 @@ def test_set_races_erase_of_its_folder(tmp_path):
         t = int(key.split("/")[1][1:])
         assert value == bytes([t]) * 64
     assert not any(_is_tmp(f) for f in files_under(tmp_path))
+    assert not any(_is_tmp(f) for f in folders_under(tmp_path))
 
 
 # ----------------------------------------------------------------------------------

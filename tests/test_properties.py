@@ -10,7 +10,6 @@ basic indexing (clipped slices, negative steps).
 Run more examples with ``HYPOTHESIS_PROFILE=ci`` (see ``conftest.py``).
 """
 
-import contextlib
 import itertools
 import math
 
@@ -84,35 +83,31 @@ def test_writes_then_reads_match_numpy(store_factory, data):
     check_chunks_and_contents(store, config, expected)
 
 
-@contextlib.contextmanager
-def parallel_chunks(threads=3):
-    """Every multi-chunk call on the thread pool, however small."""
-    saved = (zs.config.get_threads(), zs.config.MIN_PARALLEL_BYTES,
-             zs.config.MIN_PARALLEL_CHUNK_BYTES)
-    zs.config.set_threads(threads)
-    zs.config.MIN_PARALLEL_BYTES = 0
-    zs.config.MIN_PARALLEL_CHUNK_BYTES = 0
-    try:
-        yield
-    finally:
-        zs.config.set_threads(saved[0])
-        zs.config.MIN_PARALLEL_BYTES, zs.config.MIN_PARALLEL_CHUNK_BYTES = saved[1:]
+def large_array_paths(data, threads):
+    """The settings of a large array for a small one: every multi-chunk call
+    on the thread pool, outputs streamed, tasks and encode batches of a few
+    chunks or one, the row walk over any number of chunks."""
+    return zs.config.set(
+        threads=threads, parallel_min_bytes=0, parallel_min_chunk_bytes=0,
+        stream_min_bytes=0,
+        task_bytes=data.draw(st.sampled_from([1, 100, 1000, 4 << 20]), label="task_bytes"),
+        encode_batch_bytes=data.draw(st.sampled_from([1, 1000, 1 << 20]), label="batch"),
+        walk_chunks=data.draw(st.sampled_from([0, 1, 2, 64]), label="walk_chunks"))
 
 
 @pytest.mark.parametrize("threads", [1, 3])
 @settings(max_examples=max(10, MAX_EXAMPLES // 2))
 @given(data=st.data())
-def test_parallel_writes_then_reads_match_numpy(threads, data):
+def test_large_array_paths_match_numpy(threads, data):
     """The write/read property with chunks (and inner chunks of shards, half
-    the time) encoded and decoded on the thread pool with every size
-    threshold off; the test above runs them on the calling thread, its arrays
-    being small."""
+    the time) on the large-array paths (``large_array_paths``); the test
+    above runs them on the calling thread, its arrays being small."""
     config = data.draw(array_configs(sharded=data.draw(st.booleans(), label="sharded")
                                      or None), label="config")
     store = zs.MemoryStore()
     config.create(store, NODE)
     expected = config.reference()
-    with parallel_chunks(threads):
+    with large_array_paths(data, threads):
         random_writes(data, store, config, expected)
         sel = data.draw(selections(expected.shape), label="read selection")
         assert_bitwise_equal(store.read_array(NODE, sel), np_read(expected, sel))

@@ -13,7 +13,7 @@ move on, a write covers them, anything reads or lists their keys, or
   (Hypothesis, against a NumPy model);
 * ZipStore and FilesystemStore put buffered chunks on disk on ``close``/``flush``
   and zarr-python reads them; a failed flush loses nothing; threads are safe;
-  ``MAX_BUFFERED_BYTES`` bounds what is buffered.
+  ``config.write_buffer_bytes`` bounds what is buffered.
 
 The backend's own dict (``MemoryStore._data``) bypasses the flushing
 wrappers, so it shows what has really been stored.
@@ -30,7 +30,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import zarrsync as zs
-import zarrsync.storage._buffer as write_buffer
 from zarrsync import ArrayNode
 from zarrsync.codecs import Bytes, ShardingIndexed, Transpose, VlenUtf8, Zstd
 
@@ -981,10 +980,19 @@ def test_threads_writing_while_others_read_and_flush():
     np.testing.assert_array_equal(store.read_array(A), data)
 
 
-# -- 9. MAX_BUFFERED_BYTES ---------------------------------------------------------------------
+# -- 9. config.write_buffer_bytes --------------------------------------------------------------
 
-def test_max_buffered_bytes_writes_large_partial_writes_through(monkeypatch):
-    monkeypatch.setattr(write_buffer, "MAX_BUFFERED_BYTES", 64)
+@pytest.fixture
+def buffer_limit():
+    """Set ``config.write_buffer_bytes`` for one test."""
+    restore = []
+    yield lambda n: restore.append(zs.config.set(write_buffer_bytes=n))
+    for r in reversed(restore):
+        r.__exit__(None, None, None)
+
+
+def test_max_buffered_bytes_writes_large_partial_writes_through(buffer_limit):
+    buffer_limit(64)
     store = zs.MemoryStore()
     store.create_array(A, shape=(32, 32), chunks=(16, 16), dtype="int16", fill_value=0)
     store.write_array(A, (0, 0), np.int16(1))  # one 512-byte partial chunk > 64 bytes
@@ -996,8 +1004,8 @@ def test_max_buffered_bytes_writes_large_partial_writes_through(monkeypatch):
     np.testing.assert_array_equal(store.read_array(A), expected)
 
 
-def test_max_buffered_bytes_keeps_small_partial_writes(monkeypatch):
-    monkeypatch.setattr(write_buffer, "MAX_BUFFERED_BYTES", 4096)
+def test_max_buffered_bytes_keeps_small_partial_writes(buffer_limit):
+    buffer_limit(4096)
     store = zs.MemoryStore()
     store.create_array(A, shape=(32, 32), chunks=(16, 16), dtype="int16", fill_value=0)
     store.write_array(A, (0, 0), np.int16(1))
@@ -1008,7 +1016,7 @@ def test_max_buffered_bytes_keeps_small_partial_writes(monkeypatch):
 def test_default_max_buffered_bytes_writes_a_huge_partial_chunk_through():
     # One uint8 chunk just over the default limit (64 MiB): no monkeypatching.
     side = 8200
-    assert side * side > write_buffer.MAX_BUFFERED_BYTES == 64 << 20
+    assert side * side > zs.config.get("write_buffer_bytes") == 64 << 20
     store = zs.MemoryStore()
     store.create_array(A, shape=(side, side), chunks=(side, side), dtype="uint8",
                        fill_value=0, codecs=[Bytes()])

@@ -1,6 +1,6 @@
 """zarrsync: a fast, faithful Zarr v3 implementation with Cython kernels.
 
-The public API is fixed; see ``docs/`` and ``API.md``.
+The public API is described in ``docs/api.md`` (and built into the docs site).
 """
 
 from . import codecs, config, errors, metadata, storage

@@ -10,9 +10,9 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from .codecs._vlen import coerce_vlen, is_vlen
+from .dtypes import coerce_vlen, is_vlen
 from .errors import InvalidArraySlice, InvalidDataType
-from .indexing import _expand, normalize_selection
+from .indexing import expand_selection, normalize_selection
 from .nodes import ArrayNode
 
 __all__ = ["Array"]
@@ -125,7 +125,7 @@ class Array:
     def _positive(self, selection):
         """Rewrite negative-step slices as positive ones; return the axes to flip."""
         shape = self.shape
-        sel = _expand(selection, len(shape))
+        sel = expand_selection(selection, len(shape))
         out, flip, out_axis = [], [], 0
         for s, n in zip(sel, shape):
             if isinstance(s, slice):

@@ -1,132 +1,138 @@
-"""Run-time settings: the number of threads that encode and decode chunks.
+"""Every tuning number of zarrsync, in one place.
 
-The chunks of one ``read_array``/``write_array`` call are independent work
-items; with more than one thread they run on a shared pool. Codec libraries
-(zstandard, the gzip backends) and the copy kernels release the GIL, so chunks
-proceed in parallel. Calls whose work is small run inline: a thread hop
-costs more than it saves.
+The chunks of one ``read_array``/``write_array`` call are independent work;
+with more than one thread they run on a shared pool (``zarrsync.scheduler``).
+The settings below decide how that work is split and which fast paths run.
+None is read from the environment: change them with ``set``, which also
+works as a context manager that restores the old values::
+
+    import zarrsync
+    zarrsync.config.set(threads=1)
+    with zarrsync.config.set(fast_paths=False):
+        ...  # every native fast path off, for this block only
+
+Settings
+--------
+threads : int, default ``os.cpu_count()``
+    Threads one call may use (1 runs every chunk on the calling thread).
+parallel_min_bytes : int, default 1 MiB
+    A call with less work than this runs on the calling thread: a thread
+    hop costs more than it saves.
+parallel_min_chunk_bytes : int, default 64 KiB
+    So does a call whose chunks are smaller than this each, unless they
+    are handled in batches: per chunk, Python work under the GIL then
+    outweighs the codec work the threads would share.
+tasks_per_thread : int, default 4
+    A call splits its chunks into about this many tasks per thread, taken
+    by threads as they come free, so that one thread slowed down (by
+    another process, say) does not hold up the call.
+task_bytes : int, default 4 MiB
+    The most bytes of decoded chunks one task handles; a batch of small
+    chunks is gathered, encoded or decoded together up to this size.
+encode_batch_bytes : int, default 1 MiB
+    Chunks compressed together in one call without the GIL write their
+    frames into a thread's scratch buffer of about this size.
+walk_chunks : int, default 64
+    Whole chunks side by side in a written value are copied row by row
+    across up to this many chunks at once (``ChunkPlan.scatter_many``).
+write_buffer_bytes : int, default 64 MiB
+    Stores that buffer partly written chunks (``Store.buffers_writes``)
+    buffer those of one write only up to this many decoded bytes.
+scratch_keep_bytes : int, default 8 MiB
+    Each thread keeps its scratch buffers (chunks gathered, encoded or
+    decoded) between calls up to this many bytes in all; beyond it a buffer
+    is freed after each use. This is all the memory zarrsync keeps per
+    thread, whatever the arrays.
+stream_min_bytes : int, default 4 MiB
+    Read outputs of this size or more are allocated on a cache line and
+    written with non-temporal stores (a fast path).
+fast_paths : bool, default True
+    Use the native fast paths: zstd through the system's libzstd without
+    the GIL (python-zstandard otherwise), aligned outputs and non-temporal
+    stores. Off, every result is the same, by the portable routes.
 """
 
+import contextlib
+import operator
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["get_threads", "set_threads", "run_chunks", "batch_bounds", "run_batches"]
+import numpy as np
 
-#: Below this many bytes of selection a call runs on the calling thread.
-MIN_PARALLEL_BYTES = 1 << 20
-#: Below this many bytes per chunk, too: the per-chunk Python work (under the
-#: GIL) then outweighs the codec work the threads would share (8x8 float64
-#: chunks ran 5x slower on two threads).
-MIN_PARALLEL_CHUNK_BYTES = 1 << 16
+__all__ = ["get", "set", "get_threads", "set_threads", "DEFAULTS"]
 
-#: Items split into batches (``batch_bounds``) make this many per thread.
-BATCHES_PER_THREAD = 8
+#: The default of every setting.
+DEFAULTS = {
+    "threads": os.cpu_count() or 1,
+    "parallel_min_bytes": 1 << 20,
+    "parallel_min_chunk_bytes": 1 << 16,
+    "tasks_per_thread": 4,
+    "task_bytes": 4 << 20,
+    "encode_batch_bytes": 1 << 20,
+    "walk_chunks": 64,
+    "write_buffer_bytes": 64 << 20,
+    "scratch_keep_bytes": 8 << 20,
+    "stream_min_bytes": 4 << 20,
+    "fast_paths": True,
+}
 
-_lock = threading.Lock()
-_threads = os.cpu_count() or 1
-_pool = None
-_pool_size = 0
+_values = dict(DEFAULTS)
+
+
+def get(name):
+    """The current value of setting ``name``."""
+    try:
+        return _values[name]
+    except KeyError:
+        raise KeyError(f"no setting {name!r}; settings are {sorted(DEFAULTS)}") from None
+
+
+def _checked(name, value):
+    if name not in DEFAULTS:
+        raise KeyError(f"no setting {name!r}; settings are {sorted(DEFAULTS)}")
+    if name == "fast_paths":
+        if not isinstance(value, bool):
+            raise ValueError(f"fast_paths must be True or False, got {value!r}")
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)  # NumPy integers too
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    least = 1 if name in ("threads", "tasks_per_thread", "task_bytes") else 0
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}, got {value}")
+    return value
+
+
+class _Restore(contextlib.AbstractContextManager):
+    """What ``set`` returns: leaving a ``with`` block puts the old values back."""
+
+    def __init__(self, old):
+        self._old = old
+
+    def __exit__(self, *exc):
+        _values.update(self._old)
+        return False
+
+
+def set(**values):
+    """Change settings; also a context manager that restores them on exit.
+
+    Raises ``KeyError`` for an unknown name and ``ValueError`` for a value
+    out of range; nothing changes then.
+    """
+    checked = {name: _checked(name, value) for name, value in values.items()}
+    old = {name: _values[name] for name in checked}
+    _values.update(checked)
+    return _Restore(old)
 
 
 def get_threads():
     """The number of threads a call may use (default ``os.cpu_count()``)."""
-    return _threads
+    return _values["threads"]
 
 
 def set_threads(n):
     """Use ``n`` threads (``n >= 1``; 1 runs every chunk on the calling thread)."""
-    global _threads
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {n!r}")
-    with _lock:
-        _threads = n
-
-
-def _get_pool(n):
-    global _pool, _pool_size
-    with _lock:
-        if _pool is None or _pool_size != n:
-            old = _pool
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="zarrsync")
-            _pool_size = n
-            if old is not None:
-                old.shutdown(wait=False)
-        return _pool
-
-
-def run_chunks(work, n_items, nbytes):
-    """Call ``work(i)`` for ``i`` in ``range(n_items)``, on the pool when worth it.
-
-    The calling thread takes items too and waits only for items a pool
-    thread has started: a caller that holds locks while its items run can
-    never wait on pool threads that are themselves waiting for those locks.
-    The first exception raised by any item is raised here, after every
-    item has finished.
-    """
-    threads = _threads
-    if (threads <= 1 or n_items < 2 or nbytes < MIN_PARALLEL_BYTES
-            or nbytes < MIN_PARALLEL_CHUNK_BYTES * n_items):
-        for i in range(n_items):
-            work(i)
-        return
-    batch = _Batch(work, n_items)
-    pool = _get_pool(threads)
-    for _ in range(min(threads, n_items) - 1):
-        pool.submit(batch.run)
-    batch.run()
-    batch.finished.wait()
-    if batch.error is not None:
-        raise batch.error
-
-
-def batch_bounds(n_items):
-    """``[0, ..., n_items]``: batch ``b`` of ``n_items`` items is
-    ``bounds[b]:bounds[b + 1]``, for ``run_chunks`` over ``len(bounds) - 1``
-    batches. One batch at one thread; else ``BATCHES_PER_THREAD`` per
-    thread, taken as threads come free, so that a thread slowed down (by
-    the hypervisor, say) does not hold up the call."""
-    threads = _threads
-    n = min(n_items, BATCHES_PER_THREAD * threads if threads > 1 else 1)
-    return [n_items * b // n for b in range(n + 1)] if n else [0]
-
-
-def run_batches(work, n_items, nbytes):
-    """``work(lo, hi)`` for every batch ``lo:hi`` of ``batch_bounds(n_items)``,
-    through ``run_chunks`` (``nbytes``: the work of all items together)."""
-    bounds = batch_bounds(n_items)
-    run_chunks(lambda b: work(bounds[b], bounds[b + 1]), len(bounds) - 1, nbytes)
-
-
-class _Batch:
-    """Items of one ``run_chunks`` call, taken one at a time by whichever thread is free."""
-
-    def __init__(self, work, n_items):
-        self.work = work
-        self.n_items = n_items
-        self.next_item = 0
-        self.unfinished = n_items
-        self.error = None
-        self.lock = threading.Lock()
-        self.finished = threading.Event()
-
-    def run(self):
-        work = self.work
-        lock = self.lock
-        while True:
-            with lock:
-                i = self.next_item
-                if i >= self.n_items:
-                    return
-                self.next_item = i + 1
-            try:
-                work(i)
-            except Exception as e:  # every item runs; the caller raises the first error
-                with lock:
-                    if self.error is None:
-                        self.error = e
-            finally:
-                with lock:
-                    self.unfinished -= 1
-                    if not self.unfinished:
-                        self.finished.set()
+    set(threads=n)

@@ -11,10 +11,11 @@ import operator
 
 import numpy as np
 
-from ._kernels.indexing import ChunkPlan, CoveredScatter
+from ._kernels.indexing import COVERED, EDGE, PARTIAL, ChunkPlan
 from .errors import InvalidArraySlice
 
-__all__ = ["Selection", "normalize_selection", "ChunkPlan", "CoveredScatter", "ElementPlan"]
+__all__ = ["Selection", "normalize_selection", "expand_selection", "ChunkPlan",
+           "ElementPlan", "COVERED", "EDGE", "PARTIAL"]
 
 
 class Selection:
@@ -37,8 +38,12 @@ class Selection:
         self.full_shape = full_shape
         self.out_shape = out_shape
 
-    def plan(self, shape, chunks):
-        return ChunkPlan(shape, chunks, self.axes)
+    def plan(self, shape, chunk_shape, elements=False):
+        """The ``ChunkPlan`` of this selection over the grid of ``chunk_shape``;
+        an ``ElementPlan`` if ``elements`` (data types whose elements are
+        references)."""
+        plan = ChunkPlan(shape, chunk_shape, self.axes)
+        return ElementPlan(plan) if elements else plan
 
 
 def _as_index(obj):
@@ -51,7 +56,8 @@ def _as_index(obj):
         return None
 
 
-def _expand(selection, ndim):
+def expand_selection(selection, ndim):
+    """``selection`` as a tuple of one entry per axis (``Ellipsis`` expanded)."""
     if not isinstance(selection, tuple):
         selection = (selection,)
     n_ellipsis = sum(1 for s in selection if s is Ellipsis)
@@ -171,7 +177,7 @@ def normalize_selection(selection, shape, clip=False):
         simple = _in_bounds_ints_and_slices(selection, shape)
         if simple is not None:
             return simple
-    selection = _expand(selection, ndim)
+    selection = expand_selection(selection, ndim)
     axes, full_shape, out_shape = [], [], []
     for axis, (s, n) in enumerate(zip(selection, shape)):
         i = _as_index(s)
@@ -230,7 +236,7 @@ class ElementPlan:
     def __getattr__(self, name):
         return getattr(self.plan, name)
 
-    def gather(self, i, chunk, out):
+    def gather(self, i, chunk, out, stream=False):
         """Copy chunk ``i``'s selected elements from ``chunk`` into ``out``."""
         chunk_side, sel_side = self.plan.element_index(i)
         out[_numpy_index(sel_side)] = chunk[_numpy_index(chunk_side)]

@@ -6,48 +6,17 @@ value encodings, codec forms), so the documents interoperate.
 Spec: https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#metadata
 """
 
-import base64
-import binascii
 import json
-import math
 
 import numpy as np
 
 from . import codecs as codecs_mod
-from .codecs._vlen import BYTES_DTYPE, STRING_DTYPE
-from .errors import CodecError, InvalidDataType, ParseError
+from .dtypes import (coerce_fill_value, data_type_of, dtype_name, encode_fill_value,
+                     parse_dtype, parse_fill_value)
+from .errors import CodecError, ParseError
 
-__all__ = ["ArrayMetadata", "GroupMetadata", "parse_dtype", "parse_fill_value",
-           "encode_fill_value", "node_type_of"]
-
-# Zarr v3 core data types -> NumPy (native byte order; the bytes codec sets the order on disk).
-DATA_TYPES = {
-    "bool": np.dtype("bool"),
-    "int8": np.dtype("int8"),
-    "int16": np.dtype("int16"),
-    "int32": np.dtype("int32"),
-    "int64": np.dtype("int64"),
-    "uint8": np.dtype("uint8"),
-    "uint16": np.dtype("uint16"),
-    "uint32": np.dtype("uint32"),
-    "uint64": np.dtype("uint64"),
-    "float16": np.dtype("float16"),
-    "float32": np.dtype("float32"),
-    "float64": np.dtype("float64"),
-    "complex64": np.dtype("complex64"),
-    "complex128": np.dtype("complex128"),
-    # Variable-length types (zarr-extensions data-types/string and data-types/bytes):
-    # NumPy StringDType, and object arrays of bytes.
-    "string": STRING_DTYPE,
-    "bytes": BYTES_DTYPE,
-}
-# Where the name written to zarr.json differs from the DATA_TYPES key: zarr-python
-# 3.1 writes "variable_length_bytes" for bytes (and reads "bytes" too), so the
-# documents stay identical to its own.
-_WRITTEN_NAMES = {"bytes": "variable_length_bytes"}
-# Other names accepted for a data type, when reading and from users.
-_ALIASES = {"variable_length_bytes": "bytes"}
-_NAME_OF = {dt: _WRITTEN_NAMES.get(name, name) for name, dt in DATA_TYPES.items()}
+__all__ = ["ArrayMetadata", "GroupMetadata", "ChunkKeyEncoding", "node_type_of",
+           "parse_dtype", "parse_fill_value", "encode_fill_value"]
 
 _ARRAY_KEYS = ("zarr_format", "node_type", "shape", "data_type", "chunk_grid",
                "chunk_key_encoding", "fill_value", "codecs", "attributes",
@@ -55,209 +24,6 @@ _ARRAY_KEYS = ("zarr_format", "node_type", "shape", "data_type", "chunk_grid",
 _GROUP_KEYS = ("zarr_format", "node_type", "attributes")
 # Keys zarr-python writes on groups that older documents may hold as null.
 _TOLERATED_GROUP_KEYS = ("consolidated_metadata",)
-
-
-def parse_dtype(dtype, object_as_bytes=False):
-    """The native NumPy dtype for a Zarr data type name or anything ``numpy.dtype`` takes.
-
-    Raises ``InvalidDataType`` for types outside the Zarr v3 core set and the
-    variable-length ``string`` (``"string"``, ``str``, any ``StringDType``) and
-    ``bytes`` (``"bytes"``, ``bytes``). NumPy's ``object`` is ambiguous (it
-    holds either), as for zarr-python, unless ``object_as_bytes``.
-    """
-    if isinstance(dtype, str) and _ALIASES.get(dtype, dtype) in DATA_TYPES:
-        return DATA_TYPES[_ALIASES.get(dtype, dtype)]
-    if dtype is str or isinstance(dtype, np.dtypes.StringDType):
-        return STRING_DTYPE
-    if dtype is bytes:
-        return BYTES_DTYPE
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as e:
-        raise InvalidDataType(f"not a data type: {dtype!r}") from e
-    if dt.kind in "US":
-        raise InvalidDataType(f"fixed-width data type {dt} is not supported; use "
-                              f"{'string' if dt.kind == 'U' else 'bytes'} (variable length)")
-    if dt.kind == "O":
-        if object_as_bytes:
-            return BYTES_DTYPE
-        raise InvalidDataType("data type object is ambiguous; use 'bytes' (object arrays "
-                              "of bytes) or 'string'")
-    native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
-    for supported in DATA_TYPES.values():
-        if native == supported:
-            return supported
-    raise InvalidDataType(
-        f"data type {dt} is not supported; use one of {sorted(DATA_TYPES)}")
-
-
-def dtype_name(dtype):
-    return _NAME_OF[dtype]
-
-
-# -- fill values ------------------------------------------------------------------
-
-def _uint_view(dtype):
-    return np.dtype(f"u{dtype.itemsize}")
-
-
-def _float_from_json(value, dtype, field):
-    """One float component: a number, "NaN", "Infinity", "-Infinity" or "0x..." raw bits."""
-    if isinstance(value, bool):
-        raise ParseError(f"{field}: expected a number for {dtype.name}, got {value!r}")
-    if isinstance(value, (int, float)):
-        return np.array(value, dtype=dtype)
-    if isinstance(value, str):
-        special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-        if value in special:
-            return np.array(special[value], dtype=dtype)
-        if value.startswith("0x"):
-            digits = value[2:]
-            if len(digits) != 2 * dtype.itemsize:
-                raise ParseError(f"{field}: {value!r} must have {2 * dtype.itemsize} hex "
-                                 f"digits for {dtype.name}")
-            try:
-                bits = int(digits, 16)
-            except ValueError:
-                raise ParseError(f"{field}: {value!r} is not hexadecimal") from None
-            return np.array(bits, dtype=_uint_view(dtype)).view(dtype)
-    raise ParseError(f"{field}: {value!r} is not a valid {dtype.name} fill value")
-
-
-def _vlen_fill_from_json(value, dtype, field):
-    """``string``: a JSON string. ``bytes``: base64 text, as zarr-python writes it
-    (a list of byte values 0..255 is read too)."""
-    if dtype.kind == "T":
-        if not isinstance(value, str):
-            raise ParseError(f"{field}: expected a string for the string data type, "
-                             f"got {value!r}")
-        return value
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError):
-            raise ParseError(f"{field}: {value!r} is not base64 (the bytes data type's "
-                             f"fill value encoding)") from None
-    if isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
-        return bytes(value)
-    raise ParseError(f"{field}: expected base64 text for the bytes data type, got {value!r}")
-
-
-def parse_fill_value(value, dtype, field="fill_value"):
-    """A NumPy scalar of ``dtype`` from a ``fill_value`` JSON value (spec encodings).
-
-    For ``string`` and ``bytes`` the result is a ``str`` or ``bytes``.
-    """
-    kind = dtype.kind
-    if kind in "TO":
-        return _vlen_fill_from_json(value, dtype, field)
-    if kind == "b":
-        if not isinstance(value, bool):
-            raise ParseError(f"{field}: expected true or false for bool, got {value!r}")
-        return np.bool_(value)
-    if kind in "iu":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParseError(f"{field}: expected an integer for {dtype.name}, got {value!r}")
-        info = np.iinfo(dtype)
-        if not info.min <= value <= info.max:
-            raise ParseError(f"{field}: {value} is out of range for {dtype.name}")
-        return dtype.type(value)
-    if kind == "f":
-        return _float_from_json(value, dtype, field)[()]
-    if kind == "c":
-        if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ParseError(f"{field}: expected [real, imag] for {dtype.name}, got {value!r}")
-        part = np.dtype(f"f{dtype.itemsize // 2}")
-        re = _float_from_json(value[0], part, field)
-        im = _float_from_json(value[1], part, field)
-        out = np.empty((), dtype=dtype)
-        out.real = re
-        out.imag = im
-        return out[()]
-    raise ParseError(f"{field}: unsupported data type {dtype}")  # pragma: no cover
-
-
-def _float_to_json(x, dtype):
-    x = dtype.type(x)
-    if math.isnan(x):
-        canonical = np.array(np.nan, dtype=dtype).view(_uint_view(dtype))
-        bits = np.array(x, dtype=dtype).view(_uint_view(dtype))
-        if bits == canonical:
-            return "NaN"
-        # A NaN with a payload or sign: keep its exact bits.
-        return "0x" + format(int(bits), f"0{2 * dtype.itemsize}x")
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return float(x)
-
-
-def encode_fill_value(value, dtype):
-    """The JSON value zarr-python writes for fill value ``value`` of ``dtype``."""
-    kind = dtype.kind
-    if kind == "T":
-        return str(value)
-    if kind == "O":
-        return base64.standard_b64encode(bytes(value)).decode("ascii")
-    if kind == "b":
-        return bool(value)
-    if kind in "iu":
-        return int(value)
-    if kind == "f":
-        return _float_to_json(value, dtype)
-    if kind == "c":
-        part = np.dtype(f"f{dtype.itemsize // 2}")
-        value = dtype.type(value)
-        return [_float_to_json(value.real, part), _float_to_json(value.imag, part)]
-    raise InvalidDataType(f"unsupported data type {dtype}")  # pragma: no cover
-
-
-def coerce_fill_value(value, dtype):
-    """A user-given fill value (Python, NumPy or JSON form) as a scalar of ``dtype``.
-
-    ``None`` means the data type's zero (``""`` and ``b""`` for ``string`` and
-    ``bytes``, whose fill values are a ``str`` and a ``bytes``). Raises
-    ``InvalidDataType`` when the value does not fit the type (e.g. 1.5 for an
-    integer array, a ``str`` for a ``bytes`` array).
-    """
-    if dtype.kind in "TO":
-        want = str if dtype.kind == "T" else (bytes, bytearray)
-        if value is None:
-            return "" if dtype.kind == "T" else b""
-        if not isinstance(value, want):
-            raise InvalidDataType(f"fill value {value!r} does not fit data type "
-                                  f"{dtype_name(dtype)} (expected "
-                                  f"{'a str' if dtype.kind == 'T' else 'bytes'})")
-        return str(value) if dtype.kind == "T" else bytes(value)
-    if value is None:
-        return dtype.type(0)
-    if isinstance(value, (str, list, tuple)):
-        try:
-            return parse_fill_value(list(value) if isinstance(value, tuple) else value, dtype)
-        except ParseError as e:
-            raise InvalidDataType(str(e)) from None
-    if isinstance(value, np.generic):
-        if value.dtype == dtype:
-            # Keep the exact bits: a round trip through a Python float would
-            # quiet a signalling NaN of float32/complex64.
-            return np.array(value, dtype=dtype)[()]
-        value = value.item()
-    kind = dtype.kind
-    ok = {
-        "b": (bool,),
-        "i": (int,), "u": (int,),
-        "f": (int, float),
-        "c": (int, float, complex),
-    }[kind]
-    if not isinstance(value, ok) or (kind != "b" and isinstance(value, bool)):
-        raise InvalidDataType(f"fill value {value!r} does not fit data type {dtype.name}")
-    if kind in "iu":
-        info = np.iinfo(dtype)
-        if not info.min <= value <= info.max:
-            raise InvalidDataType(f"fill value {value} is out of range for {dtype.name}")
-    return np.array(value, dtype=dtype)[()]
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -311,7 +77,7 @@ def _check_attributes(attributes, where):
     return attributes
 
 
-def _load_json(text, where):
+def load_json(text, where):
     if isinstance(text, (bytes, bytearray, memoryview)):
         try:
             text = bytes(text).decode("utf-8")
@@ -333,7 +99,7 @@ def _dump_json(doc):
 
 def node_type_of(text, where="zarr.json"):
     """``"array"`` or ``"group"`` from a ``zarr.json`` document; ``ParseError`` otherwise."""
-    doc = _load_json(text, where)
+    doc = load_json(text, where)
     if doc.get("zarr_format") != 3:
         raise ParseError(f"{where}: zarr_format must be 3, got {doc.get('zarr_format')!r}")
     node_type = doc.get("node_type")
@@ -367,7 +133,7 @@ class GroupMetadata:
 
     @classmethod
     def from_json(cls, text, where="zarr.json"):
-        return cls.from_dict(_load_json(text, where), where)
+        return cls.from_dict(load_json(text, where), where)
 
     def __eq__(self, other):
         return isinstance(other, GroupMetadata) and self.to_dict() == other.to_dict()
@@ -415,17 +181,18 @@ class ArrayMetadata:
                                  f"nulls, got {dimension_names!r}")
             dimension_names = tuple(dimension_names)
         self.dimension_names = dimension_names
-        if chunk_key_encoding not in ("default", "v2"):
-            raise ParseError(f"chunk_key_encoding: name must be 'default' or 'v2', "
-                             f"got {chunk_key_encoding!r}")
-        self.chunk_key_encoding = chunk_key_encoding
-        if separator is None:
-            separator = "/" if chunk_key_encoding == "default" else "."
-        if separator not in ("/", "."):
-            raise ParseError(f"chunk_key_encoding: separator must be '/' or '.', "
-                             f"got {separator!r}")
-        self.separator = separator
+        self.key_encoding = ChunkKeyEncoding(chunk_key_encoding, separator)
         self.extra = dict(extra or {})
+
+    @property
+    def chunk_key_encoding(self):
+        """The chunk key encoding's name: ``"default"`` or ``"v2"``."""
+        return self.key_encoding.name
+
+    @property
+    def separator(self):
+        """The chunk key encoding's separator: ``"/"`` or ``"."``."""
+        return self.key_encoding.separator
 
     @property
     def ndim(self):
@@ -449,8 +216,7 @@ class ArrayMetadata:
             "data_type": self.data_type,
             "chunk_grid": {"name": "regular",
                            "configuration": {"chunk_shape": list(self.chunks)}},
-            "chunk_key_encoding": {"name": self.chunk_key_encoding,
-                                   "configuration": {"separator": self.separator}},
+            "chunk_key_encoding": self.key_encoding.to_dict(),
             "fill_value": encode_fill_value(self.fill_value, self.dtype),
             "codecs": [c.to_dict() for c in self.codecs],
             "attributes": self.attributes,
@@ -473,14 +239,7 @@ class ArrayMetadata:
         extra = _check_extra(doc, _ARRAY_KEYS, where)
         shape = _int_list(_require(doc, "shape", where), f"{where}: shape", 0)
 
-        data_type = _require(doc, "data_type", where)
-        if isinstance(data_type, dict) and set(data_type) <= {"name", "configuration"} \
-                and not data_type.get("configuration"):
-            data_type = data_type.get("name")  # the object form, e.g. {"name": "string"}
-        if not isinstance(data_type, str) or _ALIASES.get(data_type, data_type) not in DATA_TYPES:
-            raise ParseError(f"{where}: data_type {data_type!r} is not supported")
-        data_type = _ALIASES.get(data_type, data_type)
-        dtype = DATA_TYPES[data_type]
+        dtype = data_type_of(_require(doc, "data_type", where), where)
 
         grid = _require(doc, "chunk_grid", where)
         if not isinstance(grid, dict) or grid.get("name") != "regular":
@@ -495,18 +254,8 @@ class ArrayMetadata:
             raise ParseError(f"{where}: chunk_grid.configuration.chunk_shape has rank "
                              f"{len(chunks)}, shape has rank {len(shape)}")
 
-        encoding = _require(doc, "chunk_key_encoding", where)
-        if isinstance(encoding, str):
-            encoding = {"name": encoding}
-        if not isinstance(encoding, dict) or encoding.get("name") not in ("default", "v2"):
-            raise ParseError(f"{where}: chunk_key_encoding {encoding!r} is not supported")
-        enc_config = encoding.get("configuration") or {}
-        if not isinstance(enc_config, dict):
-            raise ParseError(f"{where}: chunk_key_encoding.configuration must be an object")
-        separator = enc_config.get("separator")
-        if separator is not None and separator not in ("/", "."):
-            raise ParseError(f"{where}: chunk_key_encoding.configuration.separator must be "
-                             f"'/' or '.', got {separator!r}")
+        encoding = ChunkKeyEncoding.from_json(_require(doc, "chunk_key_encoding", where),
+                                              where)
 
         fill_value = parse_fill_value(_require(doc, "fill_value", where), dtype,
                                       f"{where}: fill_value")
@@ -521,8 +270,8 @@ class ArrayMetadata:
 
         attributes = _check_attributes(doc.get("attributes"), where)
         try:
-            return cls(shape, chunks, data_type, fill_value, codec_docs, attributes,
-                       doc.get("dimension_names"), encoding["name"], separator, extra)
+            return cls(shape, chunks, dtype_name(dtype), fill_value, codec_docs, attributes,
+                       doc.get("dimension_names"), encoding.name, encoding.separator, extra)
         except CodecError as e:
             raise ParseError(f"{where}: codecs: {e}") from e
         except ParseError as e:
@@ -530,7 +279,7 @@ class ArrayMetadata:
 
     @classmethod
     def from_json(cls, text, where="zarr.json"):
-        return cls.from_dict(_load_json(text, where), where)
+        return cls.from_dict(load_json(text, where), where)
 
     def __eq__(self, other):
         return isinstance(other, ArrayMetadata) and self.to_dict() == other.to_dict()
@@ -538,3 +287,88 @@ class ArrayMetadata:
     def __repr__(self):
         return (f"ArrayMetadata(shape={self.shape}, chunks={self.chunks}, "
                 f"dtype={self.data_type}, codecs={list(self.codecs)})")
+
+
+class ChunkKeyEncoding:
+    """How a chunk's grid coordinates become its store key.
+
+    https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#chunk-key-encoding
+    ``"default"``: ``c`` then the coordinates, each after ``separator``
+    (``"c/1/2"``; ``"c"`` at rank 0). ``"v2"``: the coordinates joined by
+    ``separator`` (``"1.2"``; ``"0"`` at rank 0). Keys are relative to the
+    array's prefix (its node key and "/").
+    """
+
+    __slots__ = ("name", "separator")
+
+    def __init__(self, name="default", separator=None):
+        if name not in ("default", "v2"):
+            raise ParseError(f"chunk_key_encoding: name must be 'default' or 'v2', "
+                             f"got {name!r}")
+        if separator is None:
+            separator = "/" if name == "default" else "."
+        if separator not in ("/", "."):
+            raise ParseError(f"chunk_key_encoding: separator must be '/' or '.', "
+                             f"got {separator!r}")
+        self.name = name
+        self.separator = separator
+
+    @classmethod
+    def from_json(cls, value, where="zarr.json"):
+        """From a document's ``chunk_key_encoding`` (an object, or a bare name)."""
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict) or value.get("name") not in ("default", "v2"):
+            raise ParseError(f"{where}: chunk_key_encoding {value!r} is not supported")
+        configuration = value.get("configuration") or {}
+        if not isinstance(configuration, dict):
+            raise ParseError(f"{where}: chunk_key_encoding.configuration must be an object")
+        separator = configuration.get("separator")
+        if separator is not None and separator not in ("/", "."):
+            raise ParseError(f"{where}: chunk_key_encoding.configuration.separator must be "
+                             f"'/' or '.', got {separator!r}")
+        return cls(value["name"], separator)
+
+    def to_dict(self):
+        return {"name": self.name, "configuration": {"separator": self.separator}}
+
+    def _head(self, prefix):
+        return prefix + "c" + self.separator if self.name == "default" else prefix
+
+    def key(self, prefix, coords):
+        """The key of the chunk at grid ``coords``."""
+        if not coords:
+            return prefix + ("c" if self.name == "default" else "0")
+        return self._head(prefix) + self.separator.join(map(str, coords))
+
+    def keys(self, prefix, plan):
+        """The key of every chunk of ``plan`` (an ``indexing.ChunkPlan``), in plan order."""
+        if plan.ndim == 0:
+            return [self.key(prefix, ())] * plan.nchunks
+        return plan.format_keys(self._head(prefix), self.separator)
+
+    def coords(self, prefix, key, ndim):
+        """The grid coordinates ``key`` encodes for an array of rank ``ndim``
+        under ``prefix``, or ``None`` if it is no chunk key of that array."""
+        if not key.startswith(prefix):
+            return None
+        rest = key[len(prefix):]
+        if ndim == 0:
+            return () if rest == ("c" if self.name == "default" else "0") else None
+        head = self._head("")
+        if not rest.startswith(head):
+            return None
+        parts = rest[len(head):].split(self.separator)
+        if len(parts) != ndim or not all(p.isascii() and p.isdigit() for p in parts):
+            return None
+        return tuple(int(p) for p in parts)
+
+    def __eq__(self, other):
+        return (isinstance(other, ChunkKeyEncoding) and self.name == other.name
+                and self.separator == other.separator)
+
+    def __hash__(self):
+        return hash((self.name, self.separator))
+
+    def __repr__(self):
+        return f"ChunkKeyEncoding({self.name!r}, {self.separator!r})"

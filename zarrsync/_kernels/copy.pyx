@@ -108,9 +108,9 @@ cdef int copy_nd(const char* src, char* dst, int ndim, const Py_ssize_t* counts,
     ``counts[d]`` is the number of offsets along axis ``d``. The innermost
     axis is moved with one ``memcpy`` when it is contiguous on both sides.
     ``stream``: write contiguous runs with non-temporal stores, for a
-    destination too large to stay in cache (scattering 1 MiB chunks into a
-    64 MiB array in 256-byte runs ran ~3x faster). Ignored unless every
-    run covers whole cache lines (see ``memory.pyx``).
+    destination too large to stay in cache: its lines are then not read
+    before they are written. Ignored unless every run covers whole cache
+    lines (see ``memory.pyx``).
     """
     cdef Py_ssize_t idx[MAX_NDIM]
     cdef Py_ssize_t sbase[MAX_NDIM + 1]

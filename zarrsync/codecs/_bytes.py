@@ -10,7 +10,7 @@ import numpy as np
 
 from .._kernels import transform
 from ..errors import CodecError
-from ._chain import ArrayToBytesCodec
+from ._base import ArrayToBytesCodec
 
 NATIVE_ENDIAN = sys.byteorder
 
@@ -65,8 +65,7 @@ class Bytes(ArrayToBytesCodec):
     def encoded_size(self, shape, dtype):
         return math.prod(shape) * dtype.itemsize
 
-    def native_for(self, dtype):
-        """True if chunks of ``dtype`` are stored exactly as they lie in memory."""
+    def stores_raw(self, dtype):
         return not self.needs_swap(dtype)
 
     def needs_swap(self, dtype):

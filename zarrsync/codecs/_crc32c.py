@@ -7,7 +7,7 @@ import crc32c as _crc32c_lib
 
 from .._kernels import transform
 from ..errors import ChecksumMismatch, CodecError
-from ._chain import BytesToBytesCodec
+from ._base import BytesToBytesCodec
 
 
 class Crc32c(BytesToBytesCodec):
@@ -30,7 +30,7 @@ class Crc32c(BytesToBytesCodec):
     def encode(self, data):
         return transform.append_crc32c(data, _crc32c_lib.crc32c(data))
 
-    def decode(self, data, size_hint=None):
+    def decode(self, data, decoded_size=None):
         view = memoryview(data)
         if len(view) < 4:
             raise CodecError(f"crc32c: a framed value needs at least 4 bytes, got {len(view)}")

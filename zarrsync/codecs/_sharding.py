@@ -8,31 +8,47 @@ pairs (C order over the inner grid, encoded with ``index_codecs``) sits at
 the start or the end. Inner chunks equal to the fill value are left out
 (their index entry is ``2**64 - 1`` twice).
 
-Reading a few inner chunks needs only the index and those chunks' byte
-ranges; ``storage`` does that through ``index_range``/``read_index`` when
-sharding is the array's whole codec chain. ``decode``/``encode`` handle a
-whole shard (nested sharding, or a chain with other codecs around it).
+Its capability ``inner_chunks()``: the pipeline reads and writes a sharded
+array on its inner grid. ``group`` maps inner chunks to their shards,
+``read_inner`` fetches a shard's index and only the inner chunks needed,
+``read_kept`` what a rewrite of a shard keeps, and ``assemble`` builds a
+shard from its encoded inner chunks (the one place shards are built).
+``decode`` and ``encode`` handle a whole shard (nested sharding, or a chain
+with bytes->bytes codecs after sharding).
+
+The reads go through a source with the pipeline's ``ChunkIO`` interface
+(``get``, ``get_ranges``, ``size``, ``lock``, and its declared capabilities).
 """
 
 import numpy as np
 
 from .._kernels import shard as shard_kernels
-from .._kernels import transform
-from .._kernels.indexing import ChunkPlan
+from ..dtypes import all_fill, fill_array, is_vlen
 from ..errors import CodecError, InvalidShardingChunkShape
-from ..indexing import ElementPlan
+from ..indexing import ChunkPlan, ElementPlan
+from ._base import ArrayToBytesCodec
 from ._bytes import Bytes
-from ._chain import ArrayToBytesCodec, CodecChain
+from ._chain import CodecChain
 from ._crc32c import Crc32c
-from ._vlen import all_fill, fill_array, is_vlen
+from ._defaults import default_array_bytes
+from ._registry import parse_codecs
+
+__all__ = ["ShardingIndexed", "EMPTY", "ShardChanged"]
 
 EMPTY = 2**64 - 1
 _INDEX_DTYPE = np.dtype("uint64")
+#: A shard another process keeps replacing while it is read is read again
+#: at most this many times.
+_SHARD_READ_ATTEMPTS = 20
 
 
 def _where(key):
     # Whole-shard decoding has no key; the chain names the chunk around it.
     return f"shard {key!r}: " if key else ""
+
+
+class ShardChanged(Exception):
+    """A shard was replaced (by another process) between reading its index and its chunks."""
 
 
 class ShardingIndexed(ArrayToBytesCodec):
@@ -53,7 +69,6 @@ class ShardingIndexed(ArrayToBytesCodec):
     name = "sharding_indexed"
 
     def __init__(self, chunk_shape, codecs=None, index_codecs=None, index_location="end"):
-        from . import parse_codecs  # the registry imports this module
         try:
             chunk_shape = tuple(chunk_shape)
         except TypeError:
@@ -118,18 +133,13 @@ class ShardingIndexed(ArrayToBytesCodec):
                 f"shape {list(shard_shape)}")
         codecs = self.codecs
         if self._default_codecs and is_vlen(dtype):
-            from . import default_array_bytes  # the registry imports this module
             codecs = (default_array_bytes(dtype),)
         bound = ShardingIndexed(self.chunk_shape, codecs, self.index_codecs,
                                 self.index_location)
         bound.shard_shape = shard_shape
-        if is_vlen(dtype):
-            bound.fill_value = fill_array(
-                fill_value if fill_value is not None else ("" if dtype.kind == "T" else b""),
-                dtype)
-        else:
-            bound.fill_value = np.array(
-                0 if fill_value is None else fill_value, dtype=dtype)
+        if fill_value is None:
+            fill_value = ("" if dtype.kind == "T" else b"") if is_vlen(dtype) else 0
+        bound.fill_value = fill_array(fill_value, dtype)
         bound.inner = CodecChain(codecs, dtype, self.chunk_shape, bound.fill_value[()])
         bound.chunks_per_shard = tuple(s // c for s, c in zip(shard_shape, self.chunk_shape))
         try:
@@ -152,14 +162,64 @@ class ShardingIndexed(ArrayToBytesCodec):
         if self.inner is None:
             raise CodecError("sharding_indexed is used before being bound to an array")
 
+    def inner_chunks(self):
+        return self if self.inner is not None else None
+
     @property
     def n_inner(self):
+        """Inner chunks per shard."""
         return int(np.prod(self.chunks_per_shard, dtype=np.int64))
 
     def _inner_plan(self):
         plan = ChunkPlan(self.shard_shape, self.chunk_shape,
                          [(0, 1, n) for n in self.shard_shape])
         return ElementPlan(plan) if is_vlen(self.fill_value.dtype) else plan
+
+    # -- inner chunks and their shards ---------------------------------------------
+
+    def locate(self, inner_coords):
+        """``(shard_coords, position)`` of the inner chunk at ``inner_coords``
+        (its position: C order in the shard's index)."""
+        shard, position = [], 0
+        for c, n in zip(inner_coords, self.chunks_per_shard):
+            shard.append(c // n)
+            position = position * n + c % n
+        return tuple(shard), position
+
+    def group(self, plan):
+        """``[(shard_coords, plan_indices, positions), ...]``: the chunks of
+        ``plan`` (planned on the inner grid) by shard, in shard order."""
+        if plan.nchunks == 1:  # point reads: skip the array work below
+            shard, position = self.locate(plan.chunk_coords(0))
+            return [(shard, [0], [position])]
+        ndim = plan.ndim
+        per_shard = np.array(self.chunks_per_shard, dtype=np.int64)
+        coords = np.empty(plan.nchunks * ndim, dtype=np.int64)
+        plan.coords_into(coords)
+        coords = coords.reshape(plan.nchunks, ndim)
+        shard_coords = coords // per_shard
+        if ndim:
+            within = coords - shard_coords * per_shard
+            positions = np.ravel_multi_index(within.T, self.chunks_per_shard)
+            top = shard_coords.max(axis=0) + 1
+            shard_ids = np.ravel_multi_index(shard_coords.T, tuple(top))
+        else:
+            positions = np.zeros(plan.nchunks, dtype=np.int64)
+            shard_ids = np.zeros(plan.nchunks, dtype=np.int64)
+        order = np.argsort(shard_ids, kind="stable")
+        bounds = np.flatnonzero(np.diff(shard_ids[order])) + 1
+        return [(tuple(shard_coords[run[0]].tolist()), run.tolist(), positions[run].tolist())
+                for run in np.split(order, bounds)]
+
+    def count_in_array(self, shard_coords, shape):
+        """How many inner chunks of shard ``shard_coords`` of an array of
+        ``shape`` intersect the array."""
+        n = 1
+        for c, per, inner, extent in zip(shard_coords, self.chunks_per_shard,
+                                         self.chunk_shape, shape):
+            grid = -(-extent // inner)
+            n *= max(0, min(per, grid - c * per))
+        return n
 
     # -- the index ------------------------------------------------------------------
 
@@ -178,7 +238,7 @@ class ShardingIndexed(ArrayToBytesCodec):
         ``shard_size=None`` (a store that cannot tell it without reading the
         whole shard) checks only what the index alone shows: no entry starts
         before the data, none wraps around; the caller checks the ends when it
-        reads the ranges (``storage._sharded``).
+        reads the ranges (``_fetch``).
         """
         if raw_index is None or len(raw_index) != self.index_size:
             raise CodecError(f"{_where(key)}the index needs {self.index_size} bytes, "
@@ -201,37 +261,149 @@ class ShardingIndexed(ArrayToBytesCodec):
                 f"nbytes {int(entries[2 * bad + 1])}) lies outside {where}")
         return entries
 
-    # -- whole shards ---------------------------------------------------------------
+    # -- reading parts of shards ---------------------------------------------------
 
-    def decode(self, data, shape, dtype):
-        self._require_bound()
-        data = memoryview(data)
-        size = len(data)
-        if size < self.index_size:
-            raise CodecError(f"a shard needs at least {self.index_size} bytes, got {size}")
-        off, length = self.index_range()
-        raw_index = data[off:] if length is None else data[off:off + length]
-        entries = self.read_index(raw_index, size)
-        out = np.empty(self.shard_shape, dtype=dtype)
-        plan = self._inner_plan()
-        fill = np.broadcast_to(self.fill_value, self.chunk_shape)
-        for i in range(plan.nchunks):
-            o, n = int(entries[2 * i]), int(entries[2 * i + 1])
-            if o == EMPTY:
-                plan.gather(i, fill, out)
-            else:
-                plan.gather(i, self.inner.decode(data[o:o + n], f"inner chunk {i}"), out)
+    def read_inner(self, source, key, positions):
+        """The stored bytes of the inner chunks at ``positions`` of shard
+        ``key`` (``None`` for an empty one, all ``None`` if the shard is absent)."""
+        entries, values = self._read(source, key, positions)
+        if entries is None:
+            return [None] * len(positions)
+        out, stored = [], iter(values)
+        for p in positions:
+            out.append(None if entries[2 * p] == EMPTY else next(stored))
         return out
 
-    def encode_inner(self, chunk):
-        """Encoded bytes of one inner chunk, or ``None`` if it is all fill value."""
-        if is_vlen(chunk.dtype):
-            if all_fill(chunk, self.fill_value):
-                return None
-        elif transform.all_equal(chunk.reshape(-1).view(np.uint8),
-                                 self.fill_value.reshape(1).view(np.uint8)):
-            return None
-        return self.inner.encode(chunk)
+    def read_kept(self, source, key, rewritten):
+        """``{position: stored bytes}`` of every inner chunk of shard ``key``
+        that is not empty and not in ``rewritten`` (positions a write replaces
+        whole): what a rewrite of the shard keeps or changes in part."""
+        entries, values = self._read(source, key, None, set(rewritten))
+        if entries is None:
+            return {}
+        return dict(values)
+
+    def _read(self, source, key, positions, rewritten=None):
+        """``(entries, values)``: the checked index of shard ``key`` (``None``
+        if absent) and the stored bytes of its non-empty inner chunks at
+        ``positions``; or, with ``positions=None``, ``(position, bytes)``
+        pairs of every non-empty one not in ``rewritten``."""
+        if source.returns_stored_objects:
+            return self._read_stored_object(source, key, positions, rewritten)
+        confirm = source.shared_between_processes
+        error = None
+        for _ in range(_SHARD_READ_ATTEMPTS):
+            # Under the shard's lock: a rewrite through the same store object
+            # cannot pair an old index with new bytes. Other processes:
+            # ``confirm`` reads the index again with the chunks, and a changed
+            # shard is read again; an index that does not fit the size (read
+            # in another call) may be a rewrite too, so it counts once it persists.
+            with source.lock(key):
+                try:
+                    entries, size, raw_index = self._read_entries(source, key)
+                except CodecError as e:
+                    if not confirm:
+                        raise
+                    error = e
+                    continue
+                if entries is None:
+                    return None, []
+                wanted = self._wanted(entries, positions, rewritten)
+                try:
+                    values = self._fetch(source, key, entries, wanted, size,
+                                         raw_index if confirm else None)
+                except ShardChanged:
+                    continue
+            if positions is None:
+                return entries, list(zip(wanted, values))
+            return entries, values
+        if error is not None:  # the same class (ChecksumMismatch, say), said to persist
+            raise type(error)(f"{error} (read {_SHARD_READ_ATTEMPTS} times: the shard is "
+                              f"damaged, or kept changing while it was read)")
+        raise CodecError(f"shard {key!r} kept changing while it was read "
+                         f"({_SHARD_READ_ATTEMPTS} attempts)")
+
+    def _wanted(self, entries, positions, rewritten):
+        # The non-empty positions to fetch: of ``positions``, or every one
+        # not in ``rewritten``.
+        if positions is None:
+            return [p for p in range(self.n_inner)
+                    if entries[2 * p] != EMPTY and p not in rewritten]
+        return [p for p in positions if entries[2 * p] != EMPTY]
+
+    def _read_entries(self, source, key):
+        """``(entries, size, raw_index)``: the checked index entries of shard
+        ``key``, its size in bytes and the index as stored, or ``(None, None,
+        None)`` if it is absent.
+
+        ``size`` is ``None`` when the source cannot tell it without reading
+        the shard: the entries are then checked against the shard's end as
+        their ranges are read (``_fetch``).
+        """
+        offset, length = self.index_range()
+        raw_index = source.get_ranges([(key, offset, length)])[0]
+        if raw_index is None:
+            return None, None, None
+        size = source.size(key)
+        if size is None and source.knows_sizes:
+            return None, None, None  # erased between the two calls
+        return self.read_index(raw_index, size, key), size, raw_index
+
+    def _fetch(self, source, key, entries, positions, size, raw_index=None):
+        """The stored bytes of the inner chunks at ``positions`` (all non-empty).
+
+        With ``raw_index``, the index is read again in the same call (one
+        version of the value, for sources that other processes may rewrite)
+        and ``ShardChanged`` is raised if it is no longer the one the
+        positions came from.
+        """
+        ranges = [(key, int(entries[2 * p]), int(entries[2 * p + 1])) for p in positions]
+        if raw_index is not None:
+            offset, length = self.index_range()
+            *values, again = source.get_ranges(ranges + [(key, offset, length)])
+            if again is None or bytes(again) != bytes(raw_index):
+                raise ShardChanged(key)
+            return self._checked(key, ranges, values)
+        probe = []
+        if size is None and ranges and self.index_location == "end":
+            # The shard's size is unknown: the chunks must end before the index,
+            # so the byte index_size - 1 after the furthest end must exist.
+            last = max(offset + nbytes for _, offset, nbytes in ranges)
+            probe = [(key, last + self.index_size - 1, 1)]
+        values = source.get_ranges(ranges + probe)
+        if probe:
+            tail = values.pop()
+            if tail is None or len(tail) != 1:
+                raise CodecError(f"shard {key!r}: an index entry points past the data, "
+                                 f"into the index or beyond the shard")
+        return self._checked(key, ranges, values)
+
+    @staticmethod
+    def _checked(key, ranges, values):
+        for (_, offset, nbytes), value in zip(ranges, values):
+            if value is None or len(value) != nbytes:
+                raise CodecError(f"shard {key!r}: the inner chunk at bytes {offset}..."
+                                 f"{offset + nbytes} could not be read (truncated shard)")
+        return values
+
+    def _read_stored_object(self, source, key, positions, rewritten):
+        """``_read`` for a source whose ``get`` returns the stored, immutable
+        object: the index and the chunks are views of that one value, so
+        they cannot come from two versions of the shard."""
+        value = source.get(key)
+        if value is None:
+            return None, []
+        view = memoryview(value)
+        offset, length = self.index_range()
+        raw_index = view[offset:] if length is None else view[offset:offset + length]
+        entries = self.read_index(raw_index, len(view), key).tolist()
+        wanted = self._wanted(entries, positions, rewritten)
+        values = [view[entries[2 * p]:entries[2 * p] + entries[2 * p + 1]] for p in wanted]
+        if positions is None:
+            return entries, list(zip(wanted, values))
+        return entries, values
+
+    # -- whole shards ---------------------------------------------------------------
 
     def assemble(self, encoded):
         """One shard from the encoded inner chunks (C order; ``None`` = empty),
@@ -248,6 +420,26 @@ class ShardingIndexed(ArrayToBytesCodec):
         """The encoded shard index of flat ``(offset, nbytes)`` uint64 ``entries``."""
         return self.index_chain.encode(entries.reshape(self.chunks_per_shard + (2,)))
 
+    def decode(self, data, shape, dtype):
+        self._require_bound()
+        data = memoryview(data)
+        size = len(data)
+        if size < self.index_size:
+            raise CodecError(f"a shard needs at least {self.index_size} bytes, got {size}")
+        offset, length = self.index_range()
+        raw_index = data[offset:] if length is None else data[offset:offset + length]
+        entries = self.read_index(raw_index, size)
+        out = np.empty(self.shard_shape, dtype=dtype)
+        plan = self._inner_plan()
+        fill = np.broadcast_to(self.fill_value, self.chunk_shape)
+        for i in range(plan.nchunks):
+            o, n = int(entries[2 * i]), int(entries[2 * i + 1])
+            if o == EMPTY:
+                plan.gather(i, fill, out)
+            else:
+                plan.gather(i, self.inner.decode(data[o:o + n], f"inner chunk {i}"), out)
+        return out
+
     def encode(self, array):
         self._require_bound()
         plan = self._inner_plan()
@@ -255,11 +447,11 @@ class ShardingIndexed(ArrayToBytesCodec):
         chunk = np.empty(self.chunk_shape, dtype=array.dtype)
         for i in range(plan.nchunks):
             plan.scatter(i, array, chunk)
-            encoded.append(self.encode_inner(chunk))
+            encoded.append(None if all_fill(chunk, self.fill_value) else self.inner.encode(chunk))
         shard = self.assemble(encoded)
         if shard is None:
-            # Every inner chunk is fill: an index of empty entries (the store
-            # layer erases such shards; nested shards still need bytes).
+            # Every inner chunk is fill: an index of empty entries (the
+            # pipeline erases such shards; nested shards still need bytes).
             entries = np.full(2 * len(encoded), EMPTY, dtype=_INDEX_DTYPE)
             return self.encode_index(entries)
         return shard

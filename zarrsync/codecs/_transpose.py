@@ -6,7 +6,7 @@ copy kernels) move the elements once, in the permuted order.
 """
 
 from ..errors import InvalidTransposeOrder
-from ._chain import ArrayToArrayCodec
+from ._base import ArrayToArrayCodec
 
 
 class Transpose(ArrayToArrayCodec):

@@ -1,8 +1,10 @@
 """The abstract key-value store of the Zarr v3 spec, which every backend fills in.
 
 https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#abstract-store-interface
-A backend implements the seven methods below and inherits every hierarchy
-method (``create_array``, ``read_array``, ...) from ``Hierarchy``.
+A backend implements the seven key-value methods and declares what it can
+do (the capability attributes below). Every hierarchy method
+(``create_array``, ``read_array``, ...) is written once, in ``Hierarchy``,
+which each store object delegates to.
 """
 
 from abc import ABCMeta, abstractmethod
@@ -13,16 +15,28 @@ from ._hierarchy import Hierarchy
 __all__ = ["Store"]
 
 
-class Store(Hierarchy, metaclass=ABCMeta):
+class Store(metaclass=ABCMeta):
     """Base class of zarrsync stores.
 
     Keys are ``str`` such as ``"zarr.json"`` or ``"grp/arr/c/0/1"``; values
-    are ``bytes``.
+    are ``bytes``. A subclass implements ``get``, ``get_partial_values``,
+    ``set``, ``erase``, ``erase_prefix``, ``list_prefix`` and ``list_dir``;
+    it may override ``get_many``, ``set_many``, ``getsize`` and
+    ``move_prefix`` where it has a better way, and sets the capability
+    attributes that hold for it.
     """
 
-    #: True for backends whose values other processes may replace while this
-    #: one reads. A backend that sets it must serve the ranges of one key in
-    #: one ``get_partial_values`` call from a single version of the value.
+    #: ``get`` returns the stored ``bytes`` object itself, which a rewrite
+    #: replaces and nothing changes in place: readers may take views of it
+    #: (a sharded read slices its inner chunks out of the one value).
+    returns_stored_objects = False
+
+    #: ``getsize`` answers without reading the value.
+    knows_sizes = False
+
+    #: Other processes may replace values while this one reads. Such a
+    #: backend serves the ranges of one key in one ``get_partial_values``
+    #: call from a single version of the value.
     shared_between_processes = False
 
     #: Keep chunks that ``write_array`` writes only partly decoded in memory
@@ -32,34 +46,29 @@ class Store(Hierarchy, metaclass=ABCMeta):
     #: ``flush()``. Settable per store object.
     buffers_writes = False
 
-    #: True for backends whose ``get`` returns the stored ``bytes`` object
-    #: itself, which a rewrite replaces and nothing changes in place: a
-    #: sharded read then takes a shard's index and chunks from that one
-    #: object, and may reuse the index it checked while the object stays
-    #: (``_recall``/``_remember``).
-    _get_returns_stored_object = False
-
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         watch_key_value_methods(cls)
 
+    @property
+    def _hierarchy(self):
+        engine = self.__dict__.get("_zs_hierarchy")
+        if engine is None:
+            engine = self.__dict__.setdefault("_zs_hierarchy", Hierarchy(self))
+        return engine
+
+    def __getstate__(self):
+        # Another process gets the stored data, not this one's locks and caches.
+        self.flush()
+        state = dict(self.__dict__)
+        state.pop("_zs_hierarchy", None)
+        return state
+
+    # -- the key-value interface ----------------------------------------------------------
+
     @abstractmethod
     def get(self, key):
         """The value at ``key`` as ``bytes``, or ``None`` if absent."""
-
-    def _set_many(self, keys, values, reuse_size=0):
-        """Store each of ``values`` at its key (erase the key for ``None``).
-
-        Returns the replaced values of ``reuse_size`` bytes that nothing else
-        references any more (a backend holding values as objects may tell),
-        for the caller to fill again (``_kernels.memory.reuse_later``).
-        """
-        for key, value in zip(keys, values):
-            if value is None:
-                self.erase(key)
-            else:
-                self.set(key, value)
-        return ()
 
     @abstractmethod
     def get_partial_values(self, key_ranges):
@@ -95,25 +104,23 @@ class Store(Hierarchy, metaclass=ABCMeta):
 
     # Optional overrides: defaults built on the methods above.
 
-    def get_ranges_view(self, key_ranges):
-        """As ``get_partial_values``, but each value may be any bytes-like
-        object (a ``memoryview`` of the stored value, not a copy).
-
-        Sharded reads fetch inner chunks through this; backends that hold
-        values in memory override it to skip a copy of every range.
-        """
-        return self.get_partial_values(key_ranges)
-
     def get_many(self, keys):
         """Values (or ``None``) for several keys; backends may batch this."""
         return [self.get(k) for k in keys]
 
+    def set_many(self, keys, values):
+        """Store each of ``values`` at its key of ``keys``; ``None`` erases the key."""
+        for key, value in zip(keys, values):
+            if value is None:
+                self.erase(key)
+            else:
+                self.set(key, value)
+
     def getsize(self, key):
         """The size in bytes of the value at ``key``, or ``None`` if absent.
 
-        Backends with a cheaper way (a file's size) override this. Sharded
-        reads ask for a shard's size only when it is overridden: this default
-        reads the whole value.
+        Backends with a cheaper way (a file's size) override this and set
+        ``knows_sizes``; this default reads the whole value.
         """
         value = self.get(key)
         return None if value is None else len(value)
@@ -131,6 +138,145 @@ class Store(Hierarchy, metaclass=ABCMeta):
                 self.set(new + key[len(old):], value)
         for key in keys:
             self.erase(key)
+
+    # -- the hierarchy (``Hierarchy`` does the work) ---------------------------------------
+
+    def create_group(self, node, attrs=None):
+        """Create group ``node`` with attributes ``attrs`` (and any missing ancestor).
+
+        A no-op if the group already exists; ``NodeExists`` if an array is
+        at that path or above it.
+        """
+        return self._hierarchy.create_group(node, attrs)
+
+    def create_array(self, node, *, shape, chunks, dtype, fill_value=None, codecs=None,
+                     dimension_names=None, attributes=None, separator="/",
+                     chunk_key_encoding="default", overwrite=False):
+        """Create array ``node``.
+
+        Parameters
+        ----------
+        node : ArrayNode
+        shape, chunks : sequence of int
+            Array shape and (regular grid) chunk shape, of equal rank.
+        dtype : str or numpy.dtype
+            A Zarr v3 data type (``"float32"``, ``numpy.int16``, ``"string"``, ...).
+        fill_value : scalar, optional
+            The value of never-written elements; ``None`` means the data type's zero.
+        codecs : list of Codec or dict, optional
+            The codec chain; default ``[Bytes(), Zstd()]`` as zarr-python.
+        dimension_names : list of (str or None), optional
+        attributes : dict, optional
+        separator : {"/", "."}
+        chunk_key_encoding : {"default", "v2"}
+        overwrite : bool
+            Erase a node already at this path instead of raising ``NodeExists``.
+
+        Raises
+        ------
+        NodeExists, ParseError, InvalidDataType, ArrayToBytesInvariant,
+        InvalidCodecOrdering, InvalidTransposeOrder, InvalidShardingChunkShape,
+        InvalidZstdLevel
+        """
+        return self._hierarchy.create_array(
+            node, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value,
+            codecs=codecs, dimension_names=dimension_names, attributes=attributes,
+            separator=separator, chunk_key_encoding=chunk_key_encoding, overwrite=overwrite)
+
+    def array_metadata(self, node):
+        """The ``ArrayMetadata`` of ``node``; ``KeyNotFound`` if it is not an array here."""
+        return self._hierarchy.array_layout(node).meta
+
+    def group_metadata(self, node):
+        """The ``GroupMetadata`` of ``node``; ``KeyNotFound`` if it is not a group here."""
+        return self._hierarchy.group_metadata(node)
+
+    def find_child_nodes(self, group):
+        """``(arrays, groups)``: the nodes directly inside ``group``, sorted by path.
+
+        Empty lists if the group has no children or is not in the store;
+        ``ParseError`` if a child's ``node_type`` is invalid.
+        """
+        return self._hierarchy.find_child_nodes(group)
+
+    def find_all_nodes(self):
+        """``(arrays, groups)``: every node in the store (the root group included)."""
+        return self._hierarchy.find_all_nodes()
+
+    def erase_group_node(self, node):
+        """Erase group ``node`` and everything under it; a no-op if it is absent."""
+        self._hierarchy.erase_group_node(node)
+
+    def erase_array_node(self, node):
+        """Erase array ``node`` and its chunks; a no-op if it is absent."""
+        self._hierarchy.erase_array_node(node)
+
+    def erase_all_nodes(self):
+        """Delete every node (and every key) of the store."""
+        self._hierarchy.erase_all_nodes()
+
+    def group_exists(self, node):
+        """True if ``node`` is a group of this store."""
+        return self._hierarchy.group_exists(node)
+
+    def array_exists(self, node):
+        """True if ``node`` is an array of this store."""
+        return self._hierarchy.array_exists(node)
+
+    def rename_group(self, node, new_name):
+        """Rename group ``node`` (and move everything under it) to ``new_name``.
+
+        Returns the new ``GroupNode``. Raises ``KeyNotFound``,
+        ``CannotRenameRoot``, ``NodeInvariant`` or ``NodeExists``.
+        """
+        return self._hierarchy.rename_group(node, new_name)
+
+    def rename_array(self, node, new_name):
+        """Rename array ``node`` (and move its chunks) to ``new_name``; returns the new node."""
+        return self._hierarchy.rename_array(node, new_name)
+
+    def set_attributes(self, node, attributes):
+        """Replace the user attributes of array or group ``node``."""
+        self._hierarchy.set_attributes(node, attributes)
+
+    def read_array(self, node, selection=Ellipsis, dtype=None):
+        """Read ``selection`` of array ``node`` into a new ``numpy.ndarray``.
+
+        Raises ``KeyNotFound``, ``InvalidDataType`` (``dtype`` given and not
+        the array's) or ``InvalidArraySlice`` (selection out of bounds).
+        """
+        return self._hierarchy.read_array(node, selection, dtype)
+
+    def write_array(self, node, selection, x):
+        """Write ``x`` to ``selection`` of array ``node``.
+
+        ``x`` must have the array's data type (Python scalars and lists are
+        converted when they fit) and broadcast to the selection's shape.
+        Chunks that end up all fill value are erased rather than stored.
+        Raises ``KeyNotFound``, ``InvalidDataType`` or ``InvalidArraySlice``.
+        """
+        self._hierarchy.write_array(node, selection, x)
+
+    def reshape(self, node, shape):
+        """Resize array ``node`` to ``shape`` (same rank).
+
+        Chunks wholly outside the new shape are erased, and the part of a
+        boundary chunk that falls outside is reset to the fill value, so
+        growing the array again shows fill values there, never old data.
+        Raises ``KeyNotFound`` or ``InvalidResizeShape``.
+        """
+        self._hierarchy.reshape(node, shape)
+
+    def flush(self):
+        """Encode and store every chunk held in the write buffer.
+
+        Only stores whose ``buffers_writes`` is true hold any; reads through
+        this object see buffered data without it. Call it before another
+        process reads the store.
+        """
+        engine = self.__dict__.get("_zs_hierarchy")
+        if engine is not None:
+            engine.flush()
 
     def close(self):
         """Store the buffered chunks (``flush``); backends also release resources."""

@@ -3,20 +3,23 @@
 A simulation that writes one time step at a time into chunks spanning
 several steps would otherwise decode and re-encode each chunk at every
 step. On a store whose ``buffers_writes`` is true, ``write_array`` keeps a
-chunk it writes only partly in memory, decoded, and later partial writes
-go straight into it. The chunk is encoded and stored once, when:
+chunk it writes only partly (or an edge chunk, which a growing array writes
+into again) in memory, decoded, and later writes go straight into it. The
+chunk is encoded and stored once, when:
 
 - a later ``write_array`` of the same array no longer touches it,
 - a write covers it entirely (the new value replaces the buffered one),
 - anything reads or lists its key, through the hierarchy or the key-value
-  methods (``get``, ``get_many``, ``get_partial_values``, ``get_ranges_view``,
-  ``getsize``, ``list_prefix``, ``list_dir``, ``move_prefix``), or
+  methods (``get``, ``get_many``, ``get_partial_values``, ``getsize``,
+  ``list_prefix``, ``list_dir``, ``move_prefix``), or
 - ``flush()`` or ``close()`` is called.
 
 ``set``, ``erase`` and ``erase_prefix`` of a buffered key drop the buffered
 chunk (the newer operation wins). So within the process every read sees
 every write; what the buffer changes is when the bytes reach the backend,
-which matters only to other processes and to a crash.
+which matters only to other processes and to a crash. A write buffers at
+most ``config.write_buffer_bytes`` of decoded chunks; a larger one stores
+its chunks at once.
 
 The key-value methods of every ``Store`` subclass are wrapped once, when the
 class is defined (``watch_key_value_methods``); with nothing buffered the
@@ -25,11 +28,67 @@ wrapper costs one dictionary lookup.
 
 import functools
 
-__all__ = ["MAX_BUFFERED_BYTES", "watch_key_value_methods"]
+__all__ = ["WriteBuffer", "watch_key_value_methods"]
 
-#: A write buffers its partial chunks only if they hold at most this many
-#: bytes decoded; larger writes encode and store them at once.
-MAX_BUFFERED_BYTES = 64 << 20
+
+class WriteBuffer:
+    """Decoded chunks by key, each with the ``ArrayLayout`` it belongs to.
+
+    ``flush_*`` encode and store buffered chunks through ``store_chunk(key,
+    layout, chunk)`` under each chunk's lock (``lock(key)``), which the
+    engine provides.
+    """
+
+    def __init__(self, store_chunk, lock):
+        self.pending = {}
+        self._store_chunk = store_chunk
+        self._lock = lock
+
+    def take(self, key, layout):
+        """The buffered chunk at ``key`` if it was buffered by an array with
+        ``layout``'s codecs (a resize keeps them), else ``None``. The caller
+        holds the chunk's lock and keeps writing into it."""
+        entry = self.pending.get(key)
+        if entry is None or entry[0].chain is not layout.chain:
+            return None
+        return entry[1]
+
+    def keep(self, key, layout, chunk):
+        """Buffer ``chunk`` at ``key`` (the caller holds the chunk's lock)."""
+        self.pending[key] = (layout, chunk)
+
+    def flush(self, selected=None):
+        """Store every buffered chunk whose key ``selected(key)`` holds (all by default)."""
+        pending = self.pending
+        if not pending:
+            return
+        for key in [k for k in list(pending) if selected is None or selected(k)]:
+            with self._lock(key):
+                entry = pending.pop(key, None)
+                if entry is None:
+                    continue
+                try:
+                    self._store_chunk(key, *entry)
+                except BaseException:
+                    pending.setdefault(key, entry)  # nothing lost: still buffered
+                    raise
+
+    def flush_keys(self, keys):
+        keys = set(keys)
+        self.flush(keys.__contains__)
+
+    def flush_prefixes(self, prefixes):
+        prefixes = tuple(prefixes)
+        self.flush(lambda key: key.startswith(prefixes))
+
+    def drop_keys(self, keys):
+        for key in keys:
+            self.pending.pop(key, None)
+
+    def drop_prefixes(self, prefixes):
+        prefixes = tuple(prefixes)
+        for key in [k for k in list(self.pending) if k.startswith(prefixes)]:
+            self.pending.pop(key, None)
 
 
 def _key(args, kwargs):
@@ -62,7 +121,7 @@ def _old_and_new(args, kwargs):
 
 # Methods taking an iterable, by argument name.
 _ITERABLE_ARGUMENT = {"get_many": "keys", "get_partial_values": "key_ranges",
-                      "get_ranges_view": "key_ranges"}
+                      "set_many": "keys"}
 
 # method name -> (what to do with buffered chunks first, which keys or prefixes)
 _WATCHED = {
@@ -70,12 +129,11 @@ _WATCHED = {
     "getsize": ("flush_keys", _key),
     "get_many": ("flush_keys", _keys),
     "get_partial_values": ("flush_keys", _range_keys),
-    "get_ranges_view": ("flush_keys", _range_keys),
     "list_prefix": ("flush_prefixes", _prefix),
     "list_dir": ("flush_prefixes", _prefix),
     "move_prefix": ("flush_prefixes", _old_and_new),
     "set": ("drop_keys", _key),
-    "_set_many": ("drop_keys", _keys),
+    "set_many": ("drop_keys", _keys),
     "erase": ("drop_keys", _key),
     "erase_prefix": ("drop_prefixes", _prefix),
 }
@@ -93,10 +151,11 @@ def watch_key_value_methods(cls):
 def _watched(method, action, targets, iterable):
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        if self.__dict__.get("_zs_pending"):
+        engine = self.__dict__.get("_zs_hierarchy")
+        if engine is not None and engine.buffer is not None and engine.buffer.pending:
             if iterable is not None:
                 args, kwargs = _as_list(args, kwargs, iterable)
-            getattr(self, "_pending_" + action)(targets(args, kwargs))
+            getattr(engine.buffer, action)(targets(args, kwargs))
         return method(self, *args, **kwargs)
 
     wrapper._zs_watched = True

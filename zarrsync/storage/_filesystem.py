@@ -93,11 +93,22 @@ def _as_buffer(value):
         return memoryview(bytes(value))
 
 
-def _ignore_missing(func, path, exc_info):
-    """``shutil.rmtree`` error handler: a file removed by someone else is fine."""
+#: Deletions of a renamed folder before ``erase_prefix`` gives up on it; see
+#: ``FilesystemStore._remove_tree`` for why one or two always do.
+_ERASE_ATTEMPTS = 100
+
+
+def _ignore_missing_and_refilled(func, path, exc_info):
+    """``shutil.rmtree`` error handler: a file removed by someone else is fine,
+    and so is a folder a concurrent writer put something into after rmtree
+    emptied it (the caller decides whether to delete it again)."""
     exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-    if not isinstance(exc, FileNotFoundError):
-        raise exc
+    if isinstance(exc, FileNotFoundError):
+        return
+    # rmdir(2) of a non-empty folder: ENOTEMPTY, or EEXIST on some systems.
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+        return
+    raise exc
 
 
 class FilesystemStore(Store):
@@ -138,7 +149,7 @@ class FilesystemStore(Store):
     # Other processes may replace files while this one reads; one
     # get_partial_values call reads one key from a single open file.
     shared_between_processes = True
-
+    knows_sizes = True
 
     def __init__(self, path, *, fsync=False):
         self._root = os.path.abspath(os.fspath(path))
@@ -353,7 +364,14 @@ class FilesystemStore(Store):
         self._prune(os.path.dirname(path))
 
     def _remove_tree(self, path):
-        """Delete file or folder ``path``; a folder is first renamed out of sight."""
+        """Delete file or folder ``path``; a folder is first renamed out of sight.
+
+        A concurrent writer never makes this fail. Its call may have looked
+        up the folder's path before the rename and create its file or folder
+        in the renamed folder after rmtree emptied it; only calls already in
+        flight at the rename can, so deleting the renamed folder again until
+        it is gone ends (the writer's value is erased with the old folder).
+        """
         try:
             info = os.lstat(path)
         except FileNotFoundError:
@@ -372,8 +390,15 @@ class FilesystemStore(Store):
         except OSError as e:
             if e.errno != errno.EXDEV:
                 raise
-            trash = path  # another file system is mounted there: delete in place
-        shutil.rmtree(trash, onerror=_ignore_missing)
+            # Another file system is mounted there: delete in place. Whatever a
+            # writer puts in the folder meanwhile was written after the erase: it stays.
+            shutil.rmtree(path, onerror=_ignore_missing_and_refilled)
+            return
+        for _ in range(_ERASE_ATTEMPTS):
+            shutil.rmtree(trash, onerror=_ignore_missing_and_refilled)
+            if not os.path.lexists(trash):
+                return
+        raise OSError(errno.ENOTEMPTY, "writers keep adding to the folder being erased", trash)
 
     def erase_prefix(self, prefix):
         folders, partial = _split_prefix(prefix)

@@ -6,14 +6,9 @@ method holds the store's lock for the dict work it does.
 
 import threading
 
-from .._kernels import memory
 from ._base import Store
 
 __all__ = ["MemoryStore"]
-
-#: At most this many remembered facts (checked shard indexes); beyond it the
-#: oldest half is forgotten, so a scan of a huge array keeps little alive.
-_MAX_FACTS = 1024
 
 
 def _slice(value, offset, length):
@@ -40,20 +35,26 @@ class MemoryStore(Store):
     True
     """
 
+    returns_stored_objects = True
+    knows_sizes = True
     buffers_writes = True
-    _get_returns_stored_object = True
 
     def __init__(self, store_dict=None):
         self._data = {}
         self._lock = threading.RLock()
-        # key -> (stored value, owner, fact): what an owner derived from the
-        # value (a shard's checked index). A hit needs the very same object,
-        # so a stale entry is never used; set and erase drop entries only so
-        # that a replaced value is not kept alive.
-        self._facts = {}
         if store_dict:
             for key, value in store_dict.items():
                 self.set(key, value)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_data"] = self.to_dict()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def get(self, key):
         return self._data.get(key)
@@ -73,32 +74,6 @@ class MemoryStore(Store):
             out.append(None if value is None else _slice(value, offset, length))
         return out
 
-    def get_ranges_view(self, key_ranges):
-        out = []
-        for key, offset, length in key_ranges:
-            value = self._data.get(key)
-            out.append(None if value is None else _slice(memoryview(value), offset, length))
-        return out
-
-    def _recall(self, key, value, owner):
-        """The fact ``owner`` remembered for ``value``, the object now at ``key``, or None."""
-        hit = self._facts.get(key)
-        if hit is not None and hit[0] is value and hit[1] is owner:
-            return hit[2]
-        return None
-
-    def _remember(self, key, value, owner, fact):
-        """Remember ``fact`` (small) derived by ``owner`` from ``value``, got from ``key``."""
-        with self._lock:
-            # A value replaced meanwhile is not kept alive by its fact.
-            if self._data.get(key) is not value:
-                return
-            facts = self._facts
-            if len(facts) >= _MAX_FACTS:
-                for old in list(facts)[:_MAX_FACTS // 2]:
-                    del facts[old]
-            facts[key] = (value, owner, fact)
-
     def set(self, key, value):
         if not isinstance(key, str):
             raise TypeError(f"store keys are str, got {type(key).__name__}")
@@ -108,38 +83,27 @@ class MemoryStore(Store):
         # another thread mid-iteration raises "dictionary changed size".
         with self._lock:
             self._data[key] = value
-            self._facts.pop(key, None)
 
-    def _set_many(self, keys, values, reuse_size=0):
-        # For internal writers only: keys are str and values bytes or None.
+    def set_many(self, keys, values):
         # One pass under the lock, not a call and a lock per chunk; a
         # subclass that overrides set or erase still sees every chunk.
         cls = type(self)
         if cls.set is not MemoryStore.set or cls.erase is not MemoryStore.erase:
-            return super()._set_many(keys, values, reuse_size)
-        reusable = []
-        data, facts = self._data, self._facts
+            return super().set_many(keys, values)
+        data = self._data
         with self._lock:
             for key, value in zip(keys, values):
-                facts.pop(key, None)
                 if value is None:
                     data.pop(key, None)
-                elif reuse_size:
-                    old = memory.replace_value(data, key, value, reuse_size)
-                    if old is not None:
-                        reusable.append(old)
                 else:
-                    data[key] = value
-        return reusable
+                    data[key] = value if isinstance(value, bytes) else bytes(value)
 
     def erase(self, key):
         with self._lock:
             self._data.pop(key, None)
-            self._facts.pop(key, None)
 
     def erase_prefix(self, prefix):
         with self._lock:
-            self._facts.clear()
             if not prefix:
                 self._data.clear()
                 return
@@ -162,7 +126,6 @@ class MemoryStore(Store):
 
     def move_prefix(self, old, new):
         with self._lock:
-            self._facts.clear()
             moved = {new + k[len(old):]: v for k, v in self._data.items() if k.startswith(old)}
             for k in [k for k in self._data if k.startswith(old)]:
                 del self._data[k]

@@ -102,6 +102,7 @@ class ZipStore(Store):
     # Chunk writes append entries until ``close`` compacts them: buffering
     # partial chunks saves both the re-encoding and the dead entries.
     buffers_writes = True
+    knows_sizes = True
 
     def __init__(self, path, mode="r", *, compression=zipfile.ZIP_STORED,
                  compresslevel=None):

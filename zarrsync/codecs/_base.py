@@ -1,0 +1,122 @@
+"""Codec base classes, and the capabilities the pipeline asks codecs for.
+
+A chain is array->array codecs, then exactly one array->bytes codec, then
+bytes->bytes codecs (https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#codecs).
+Codec objects hold configuration only, never state shared between calls,
+so one codec serves many chunks on many threads at once.
+
+Beyond ``encode`` and ``decode``, a codec may offer capabilities that the
+pipeline uses whenever they are there, whatever the codec's name:
+
+- array->bytes: ``stores_raw(dtype)``, the encoding is the chunk's elements
+  as they lie in memory (chunks then move between arrays and their stored
+  bytes without a chunk array); ``inner_chunks()``, the chunk holds inner
+  chunks that can be read and written one by one (sharding).
+- bytes->bytes: ``decodes_into``, decoding into a buffer the caller reuses;
+  ``native()``, a codec the kernels call without the GIL, so a batch of
+  chunks is encoded or decoded in one call.
+"""
+
+__all__ = ["Codec", "ArrayToArrayCodec", "ArrayToBytesCodec", "BytesToBytesCodec"]
+
+
+class Codec:
+    """A Zarr v3 codec: a name, a configuration, and encode/decode."""
+
+    #: The spec's codec name, as in ``{"name": ...}``.
+    name = None
+
+    @classmethod
+    def from_config(cls, configuration):
+        """Build the codec from the ``configuration`` object of its JSON form."""
+        raise NotImplementedError
+
+    def to_dict(self):
+        """The JSON form of the codec, as zarr-python writes it."""
+        raise NotImplementedError
+
+    def evolve(self, dtype, chunk_shape, fill_value=None):
+        """This codec adjusted and validated for the chunks it will see.
+
+        ``dtype`` and ``chunk_shape`` describe the codec's input; ``fill_value``
+        is the array's (codecs that leave out fill-value chunks need it).
+        """
+        return self
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(repr(self.to_dict()))
+
+    def __repr__(self):
+        config = self.to_dict().get("configuration", {})
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        return f"{type(self).__name__}({args})"
+
+
+class ArrayToArrayCodec(Codec):
+    """Maps an array to another array (e.g. ``transpose``)."""
+
+    def resolve_shape(self, shape):
+        """The shape of the encoded array for an input of ``shape``."""
+        return tuple(shape)
+
+    def encode(self, array):
+        raise NotImplementedError
+
+    def decode(self, array):
+        raise NotImplementedError
+
+
+class ArrayToBytesCodec(Codec):
+    """Serialises an array to bytes (e.g. ``bytes``)."""
+
+    def encode(self, array):
+        """Bytes (or a bytes-like object) holding ``array``."""
+        raise NotImplementedError
+
+    def decode(self, data, shape, dtype):
+        """An array of ``shape`` and ``dtype`` from ``data`` (may be read-only)."""
+        raise NotImplementedError
+
+    def encoded_size(self, shape, dtype):
+        """The encoded size in bytes, or ``None`` if it depends on the data."""
+        return None
+
+    def stores_raw(self, dtype):
+        """True if a chunk of ``dtype`` is encoded as its elements in C order
+        and this machine's byte order, exactly as they lie in memory."""
+        return False
+
+    def inner_chunks(self):
+        """``None``, or an object that reads and writes this codec's chunks
+        inner chunk by inner chunk (see ``codecs.ShardingIndexed``)."""
+        return None
+
+
+class BytesToBytesCodec(Codec):
+    """Maps bytes to bytes (compression, checksums)."""
+
+    def encode(self, data):
+        """``data`` encoded, as ``bytes``."""
+        raise NotImplementedError
+
+    def decode(self, data, decoded_size=None):
+        """``data`` decoded; ``decoded_size`` is the size the array's metadata
+        implies, when it is fixed: a codec must not produce more than that."""
+        raise NotImplementedError
+
+    def size_after_encode(self, size):
+        """The encoded size for ``size`` input bytes, if fixed, else ``None``."""
+        return None
+
+    #: True if the codec has ``decode_into(data, out)``: decode into the
+    #: writable buffer ``out``, which ``data`` must fill exactly (else
+    #: ``CodecError``, and nothing is written past ``out``); returns ``len(out)``.
+    decodes_into = False
+
+    def native(self):
+        """This thread's ``_kernels.native.NativeCodec`` doing what this codec
+        does, or ``None``; it encodes the same bytes ``encode`` does."""
+        return None
