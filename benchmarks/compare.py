@@ -40,12 +40,13 @@ array every repeat.
 
 After the table come physical limits measured in the same run, each on one
 thread and on all cores, with the page faults of one run: memcpy of the W1
-bytes; the fill of fresh memory (the W1 bytes copied into newly mapped 1 MiB
-pieces: what a write into a fresh in-memory array pays when its memory comes
-new from the kernel); zstd(1) compress and decompress of the W2 chunks with
-python-zstandard and with the system libzstd (through ctypes, into reused
-buffers); gzip(1) compress and decompress of the W3 chunks (isal and libdeflate
-when installed, else zlib). Workloads W1..W8 are described in
+bytes, into a reused buffer and into a new array (what a read that returns a
+new array pays at least); the fill of fresh memory (the W1 bytes copied into
+newly mapped 1 MiB pieces: what a write into a fresh in-memory array pays
+when its memory comes new from the kernel); zstd(1) compress and decompress
+of the W2 chunks with python-zstandard and with the system libzstd (through
+ctypes, into reused buffers and into a new array); gzip(1) compress and
+decompress of the W3 chunks (isal when installed, else zlib). Workloads W1..W8 are described in
 docs/performance.md; ``benchmarks/plot_compare.py`` turns the JSON into the
 chart and the table of that page.
 """
@@ -597,9 +598,13 @@ class LimitMeter:
     def __init__(self, pool, threads, repeats):
         self.pool, self.threads, self.repeats = pool, threads, repeats
 
-    def __call__(self, label, nbytes, one, part, **extra):
-        """one(): all the work on this thread; part(i): thread i's share of it."""
+    def __call__(self, label, nbytes, one, part, setup=None, **extra):
+        """one(): all the work on this thread; part(i): thread i's share of it,
+        after setup() (on this thread, timed) where the threads share something
+        made anew each run."""
         def many():
+            if setup is not None:
+                setup()
             return list(self.pool.map(part, range(self.threads)))
         t1 = median_time(one, self.repeats)
         tn = median_time(many, self.repeats)
@@ -635,6 +640,24 @@ def memory_limits(limit, field, n):
                  lambda: np.copyto(dst, src), copy_part)]
     if not np.array_equal(dst, src):
         raise RuntimeError("memcpy limit: the copy differs")
+
+    # What a read that returns a new array must do at least: fill its fresh pages
+    # (numpy.empty maps a block this large afresh each time, as a read's output).
+    fresh = {}
+
+    def new_array():
+        fresh["out"] = np.empty_like(src)
+
+    def copy_into_new(i):
+        np.copyto(fresh["out"][bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]])
+
+    def copy_all_into_new():
+        new_array()
+        np.copyto(fresh["out"], src)
+    out.append(limit(f"copy of the W1 bytes into a new array (numpy.empty + copyto), as a "
+                     f"read returns one", src.nbytes, copy_all_into_new, copy_into_new,
+                     setup=new_array))
+    fresh.clear()
 
     flat = src.view(np.uint8)
     offsets = range(0, flat.size, FRESH_PIECE)
@@ -735,6 +758,19 @@ def zstd_limits(limit, blocks, chunk):
                          compression_ratio=lib_ratio))
         if not np.array_equal(decompressed, expected):
             raise RuntimeError("libzstd: the decompressed frames differ from the chunks")
+
+        def new_array():
+            # As a read returns a new array, whose pages are faulted in too.
+            nonlocal decompressed
+            decompressed = np.empty(raw, dtype=np.uint8)
+
+        def decompress_all_into_new():
+            new_array()
+            decompress(0, range(len(blocks)))
+        out.append(limit(f"zstd decompress of those frames into a new array (numpy.empty), "
+                         f"libzstd {version} via ctypes", raw, decompress_all_into_new,
+                         lambda i: decompress(i, range(i, len(blocks), threads)),
+                         setup=new_array, compression_ratio=lib_ratio))
     finally:
         for cctx in cctxs:
             lib.ZSTD_freeCCtx(cctx)
@@ -744,8 +780,7 @@ def zstd_limits(limit, blocks, chunk):
 
 
 def gzip_limits(limit, blocks, chunk):
-    """gzip(1) compress (isal, else zlib) and decompress (libdeflate, else zlib) of the
-    W3 chunks."""
+    """gzip(1) compress and decompress (isal, else zlib) of the W3 chunks."""
     threads = limit.threads
     try:
         from isal import isal_zlib
@@ -755,8 +790,9 @@ def gzip_limits(limit, blocks, chunk):
         compress = functools.partial(zlib.compress, level=1, wbits=31)
         compressor = f"zlib {zlib.ZLIB_RUNTIME_VERSION}, zlib.compress(data, 1, 31)"
     try:
-        from deflate import gzip_decompress as decompress
-        decompressor = f"libdeflate through deflate {version_of('deflate')}, gzip_decompress"
+        from isal import isal_zlib
+        decompress = functools.partial(isal_zlib.decompress, wbits=31)
+        decompressor = f"isal {version_of('isal')}, isal_zlib.decompress(data, 31)"
     except ImportError:
         decompress = functools.partial(zlib.decompress, wbits=31)
         decompressor = f"zlib {zlib.ZLIB_RUNTIME_VERSION}, zlib.decompress(data, 31)"
@@ -837,8 +873,7 @@ def stolen_share(start, end):
 
 
 def machine_info():
-    others = ("zarr", "zarrs", "tensorstore", "numpy", "numcodecs", "zstandard", "isal",
-              "deflate")
+    others = ("zarr", "zarrs", "tensorstore", "numpy", "numcodecs", "zstandard", "isal")
     return {
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),

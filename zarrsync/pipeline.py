@@ -31,6 +31,7 @@ reads and writes, byte ranges, chunk locks, the write buffer and the
 store's declared capabilities.
 """
 
+import math
 import threading
 
 import numpy as np
@@ -225,26 +226,19 @@ class _Encode:
         codec = self.chain.native()
         if codec is None:
             return self._each(indices)
+        # A few units at a time, each batch gathered just before it is
+        # compressed: it is still in the cache then.
         n = self.layout.unit_nbytes
-        gathered = self._gathered(indices)
-        bound = codec.bound(n)
-        per_call = max(1, config.get("encode_batch_bytes") // bound)
-        out = memoryview(_scratch.buffer("encoded", bound * min(per_call, len(indices))))
+        per_call = max(1, config.get("encode_batch_bytes") // n)
+        scratch = _scratch.buffer("encoded", codec.bound(n) * min(per_call, len(indices)))
         encoded = []
         for start in range(0, len(indices), per_call):
-            count = min(per_call, len(indices) - start)
+            batch = indices[start:start + per_call]
             try:
-                sizes = native_kernels.encode_many(codec, gathered[start * n:(start + count) * n],
-                                                   n, self.layout.fill_bytes, out)
+                encoded += native_kernels.encode_many(codec, self._gathered(batch), n,
+                                                      self.layout.fill_bytes, scratch)
             except RuntimeError:
                 return self._each(indices)  # the portable route names what failed
-            pos = 0
-            for size in sizes.tolist():
-                if size < 0:
-                    encoded.append(None)
-                else:
-                    encoded.append(bytes(out[pos:pos + size]))
-                    pos += size
         return encoded
 
     def _each(self, indices):
@@ -292,6 +286,20 @@ def _split(indices, unit_nbytes, parallel):
     return [indices[n * t // n_tasks:n * (t + 1) // n_tasks] for t in range(n_tasks)]
 
 
+def _interleaved(tasks):
+    """``tasks`` dealt out in ``threads`` stripes (the first task of each
+    stripe, then the second of each, ...): threads starting together then
+    work on distant parts of the output, and do not wait on each other for
+    its new pages (each is zeroed by the first thread to touch it, holding a
+    lock the others then wait on)."""
+    stripes = min(config.get("threads"), len(tasks))
+    if stripes < 2:
+        return tasks
+    bounds = [len(tasks) * k // stripes for k in range(stripes + 1)]
+    parts = [tasks[bounds[k]:bounds[k + 1]] for k in range(stripes)]
+    return [part[j] for j in range(len(parts[-1])) for part in parts if j < len(part)]
+
+
 def _parallel(work, n_tasks):
     """True if ``n_tasks`` tasks sharing ``work`` bytes should go to the pool."""
     return scheduler.worth_threads(work, max(n_tasks, 1))
@@ -303,7 +311,7 @@ def new_output(shape, dtype):
     """A new array for the result of a read: aligned to a cache line when it
     is large (its copies may then stream, see ``_kernels.memory``)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if (config.get("fast_paths") and not is_vlen(dtype)
             and nbytes >= config.get("stream_min_bytes")):
         return memory.empty(shape, dtype)
@@ -324,12 +332,15 @@ def read(io, layout, sel):
     else:
         sources, name_of = _read_inner(io, layout, plan)
     reader = _Read(layout, plan, out, sources, name_of)
+    if plan.nchunks == 1:  # a point read: nothing to share out
+        (reader.fill if sources[0] is None else reader.decode)([0])
+        return out
     stored = [i for i, s in enumerate(sources) if s is not None]
     absent = [i for i, s in enumerate(sources) if s is None]
     # Compressed units are decoded whole, however few elements the selection keeps.
     work = out.nbytes if layout.steps == "raw" else plan.nchunks * layout.unit_nbytes
     parallel = work >= config.get("parallel_min_bytes")
-    decodes = _split(stored, layout.unit_nbytes, parallel)
+    decodes = _interleaved(_split(stored, layout.unit_nbytes, parallel))
     tasks = decodes + _split(absent, layout.unit_nbytes, parallel)
 
     def task(t):

@@ -7,7 +7,10 @@ chunks, or the inner chunks of a shard). Callers guarantee that a
 """
 
 from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 from zarrsync._kernels.transform cimport bytes_all_equal
 
@@ -33,23 +36,25 @@ cdef class NativeCodec:
         return self.encode_bound(n)
 
 
-def encode_many(NativeCodec codec, src, Py_ssize_t chunk_nbytes, fill, dst):
+def encode_many(NativeCodec codec, src, Py_ssize_t chunk_nbytes, fill, scratch):
     """Encode the chunks lying one after another in ``src`` (``chunk_nbytes``
-    each) into ``dst``, one after another, in one GIL-free stretch.
+    each): a list holding each one's encoding as a new ``bytes``, or ``None``
+    for a chunk whose every element has the bits of ``fill`` (one element).
 
-    A chunk whose every element has the bits of ``fill`` (one element) is
-    not encoded. Returns an int64 array of each chunk's encoded size, -1 for
-    a fill chunk; the encodings follow each other from ``dst[0]``. Raises
-    ``ValueError`` if ``dst`` is smaller than ``codec.bound`` per chunk, and
-    ``RuntimeError`` naming the chunk the codec failed on.
+    The chunks are encoded into ``scratch`` (at least ``codec.bound`` bytes
+    per chunk), then copied into their ``bytes``: both in GIL-free
+    stretches, so that threads encoding batches do not wait on each other.
+    Raises ``ValueError`` for a ``scratch`` too small, and ``RuntimeError``
+    naming the chunk the codec failed on.
     """
     cdef Py_buffer sv, fv, dv
-    cdef Py_ssize_t count, bound, item, failed = -1
+    cdef Py_ssize_t count, bound, item, k, failed = -1
+    cdef char** targets = NULL
     PyObject_GetBuffer(src, &sv, PyBUF_SIMPLE)
     try:
         PyObject_GetBuffer(fill, &fv, PyBUF_SIMPLE)
         try:
-            PyObject_GetBuffer(dst, &dv, PyBUF_SIMPLE | PyBUF_WRITABLE)
+            PyObject_GetBuffer(scratch, &dv, PyBUF_SIMPLE | PyBUF_WRITABLE)
             try:
                 item = fv.len
                 if chunk_nbytes <= 0 or sv.len % chunk_nbytes:
@@ -61,25 +66,37 @@ def encode_many(NativeCodec codec, src, Py_ssize_t chunk_nbytes, fill, dst):
                 count = sv.len // chunk_nbytes
                 bound = codec.encode_bound(chunk_nbytes)
                 if dv.len < count * bound:
-                    raise ValueError(f"dst holds {dv.len} bytes, {count} chunks may need "
+                    raise ValueError(f"scratch holds {dv.len} bytes, {count} chunks may need "
                                      f"{count * bound}")
                 sizes = numpy.empty(count, dtype=numpy.int64)
                 failed = _encode_all(codec, <const char*>sv.buf, chunk_nbytes, count,
                                      <const uint8_t*>fv.buf, item, <char*>dv.buf, sizes)
+                if failed >= 0:
+                    raise RuntimeError(f"the codec failed on chunk {failed} of the batch")
+                # New bytes objects that nobody else holds yet: filling them is safe.
+                frames = [None if size < 0 else PyBytes_FromStringAndSize(NULL, size)
+                          for size in sizes.tolist()]
+                targets = <char**>malloc(max(count, 1) * sizeof(char*))
+                if targets == NULL:
+                    raise MemoryError()
+                for k in range(count):
+                    targets[k] = NULL if frames[k] is None else PyBytes_AS_STRING(frames[k])
+                _copy_out(<const char*>dv.buf, targets, sizes)
             finally:
+                free(targets)
                 PyBuffer_Release(&dv)
         finally:
             PyBuffer_Release(&fv)
     finally:
         PyBuffer_Release(&sv)
-    if failed >= 0:
-        raise RuntimeError(f"the codec failed on chunk {failed} of the batch")
-    return sizes
+    return frames
 
 
 cdef Py_ssize_t _encode_all(NativeCodec codec, const char* src, Py_ssize_t n,
                             Py_ssize_t count, const uint8_t* fill, Py_ssize_t item,
                             char* dst, int64_t[::1] sizes):
+    # Each chunk's encoding after the last one's; -1 when all are done, else
+    # the chunk the codec failed on.
     cdef Py_ssize_t k, written, pos = 0
     cdef Py_ssize_t bound = codec.encode_bound(n)
     with nogil:
@@ -93,3 +110,12 @@ cdef Py_ssize_t _encode_all(NativeCodec codec, const char* src, Py_ssize_t n,
             sizes[k] = written
             pos += written
     return -1
+
+
+cdef void _copy_out(const char* encoded, char** targets, int64_t[::1] sizes):
+    cdef Py_ssize_t k, pos = 0
+    with nogil:
+        for k in range(sizes.shape[0]):
+            if sizes[k] >= 0:
+                memcpy(targets[k], encoded + pos, sizes[k])
+                pos += sizes[k]
