@@ -528,10 +528,10 @@ def test_a_shard_of_fill_value_only_is_erased():
 
 def test_a_sharded_write_is_one_scheduler_call_over_all_shards(runs):
     store = new_array((64, 64), (32, 32), codecs=[ShardingIndexed((8, 8), CHAINS["zstd"]())])
-    with threads(2, tasks_per_thread=2):
+    with threads(2, tasks_per_thread=4):
         store.write_array(NODE, ..., field((64, 64)))
     (n_tasks, parallel), = runs
-    assert parallel and n_tasks == 4 * 4  # each shard's 16 inner chunks in 4 groups
+    assert parallel and n_tasks == 8  # the call's 2 x 4 tasks: two groups per shard
 
 
 # -- values handed out ---------------------------------------------------------------------------

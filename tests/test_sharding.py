@@ -965,6 +965,7 @@ def test_shard_rewritten_by_another_process_reads_one_version(tmp_path, inner_co
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
 
 
 # -- a shard rewritten between reads ----------------------------------------------------------

@@ -273,17 +273,22 @@ class _Encode:
 
 # -- splitting into tasks --------------------------------------------------------------
 
-def _split(indices, unit_nbytes, parallel):
+def _split(indices, unit_nbytes, min_tasks=1):
     """``indices`` cut into consecutive runs of at most ``config.task_bytes``
-    of units each, and with ``parallel`` into at least ``tasks_per_thread``
-    runs per thread (where there are enough)."""
+    of units each, and into at least ``min_tasks`` runs (where there are enough)."""
     n = len(indices)
     if not n:
         return []
-    n_tasks = -(-n // max(1, config.get("task_bytes") // unit_nbytes))
-    if parallel:
-        n_tasks = max(n_tasks, min(n, config.get("threads") * config.get("tasks_per_thread")))
+    n_tasks = max(-(-n // max(1, config.get("task_bytes") // unit_nbytes)), min(n, min_tasks))
     return [indices[n * t // n_tasks:n * (t + 1) // n_tasks] for t in range(n_tasks)]
+
+
+def _tasks_wanted(work):
+    """How many tasks a call with ``work`` bytes should make at least: a few
+    per thread when it is worth the pool (``config.tasks_per_thread``), else one."""
+    if work < config.get("parallel_min_bytes"):
+        return 1
+    return config.get("threads") * config.get("tasks_per_thread")
 
 
 def _interleaved(tasks):
@@ -339,9 +344,9 @@ def read(io, layout, sel):
     absent = [i for i, s in enumerate(sources) if s is None]
     # Compressed units are decoded whole, however few elements the selection keeps.
     work = out.nbytes if layout.steps == "raw" else plan.nchunks * layout.unit_nbytes
-    parallel = work >= config.get("parallel_min_bytes")
-    decodes = _interleaved(_split(stored, layout.unit_nbytes, parallel))
-    tasks = decodes + _split(absent, layout.unit_nbytes, parallel)
+    wanted = _tasks_wanted(work)
+    decodes = _interleaved(_split(stored, layout.unit_nbytes, wanted))
+    tasks = decodes + _split(absent, layout.unit_nbytes, wanted)
 
     def task(t):
         (reader.decode if t < len(decodes) else reader.fill)(tasks[t])
@@ -393,8 +398,7 @@ def _write_chunks(io, layout, plan, classes, value):
     others = np.flatnonzero(classes != COVERED).tolist()
     buffer = io.write_buffer(layout, keys, len(others) * layout.unit_nbytes)
     work = plan.nchunks * layout.unit_nbytes
-    parallel = work >= config.get("parallel_min_bytes")
-    groups = _split(covered, layout.unit_nbytes, parallel)
+    groups = _split(covered, layout.unit_nbytes, _tasks_wanted(work))
 
     def task(t):
         if t < len(groups):
@@ -455,7 +459,7 @@ def _write_shards(io, layout, plan, classes, value):
     groups = inner.group(plan)
     keys = [layout.key(shard) for shard, _, _ in groups]
     work = plan.nchunks * layout.unit_nbytes
-    parallel = work >= config.get("parallel_min_bytes")
+    per_shard = -(-_tasks_wanted(work) // len(groups))  # the call's tasks, shared by its shards
     with io.locks(keys):
         tasks = []  # (shard, plan indices, positions, covered?)
         for key, (shard_coords, indices, positions) in zip(keys, groups):
@@ -466,7 +470,7 @@ def _write_shards(io, layout, plan, classes, value):
                                 {} if whole else inner.read_kept(io, key, replaced))
             covered = [k for k, c in enumerate(kinds) if c == COVERED]
             before = len(tasks)
-            for run in _split(covered, layout.unit_nbytes, parallel):
+            for run in _split(covered, layout.unit_nbytes, per_shard):
                 tasks.append((shard, [indices[k] for k in run], [positions[k] for k in run],
                               True))
             for k, c in enumerate(kinds):
