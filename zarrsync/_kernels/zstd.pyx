@@ -20,8 +20,7 @@ cdef extern from *:
     typedef void* (*zs_create_ctx_t)(void);
     typedef size_t (*zs_free_ctx_t)(void*);
     typedef size_t (*zs_set_parameter_t)(void*, int, int);
-    typedef size_t (*zs_compress2_t)(void*, void*, size_t, const void*, size_t);
-    typedef size_t (*zs_decompress_dctx_t)(void*, void*, size_t, const void*, size_t);
+    typedef size_t (*zs_transform_t)(void*, void*, size_t, const void*, size_t);
     typedef size_t (*zs_compress_bound_t)(size_t);
     typedef unsigned (*zs_is_error_t)(size_t);
     typedef const char* (*zs_error_name_t)(size_t);
@@ -30,9 +29,8 @@ cdef extern from *:
     ctypedef void* (*zs_create_ctx_t)() noexcept nogil
     ctypedef size_t (*zs_free_ctx_t)(void*) noexcept nogil
     ctypedef size_t (*zs_set_parameter_t)(void*, int, int) noexcept nogil
-    ctypedef size_t (*zs_compress2_t)(void*, void*, size_t, const void*, size_t) noexcept nogil
-    ctypedef size_t (*zs_decompress_dctx_t)(void*, void*, size_t, const void*,
-                                            size_t) noexcept nogil
+    # ZSTD_compress2 and ZSTD_decompressDCtx: (context, dst, capacity, src, size).
+    ctypedef size_t (*zs_transform_t)(void*, void*, size_t, const void*, size_t) noexcept nogil
     ctypedef size_t (*zs_compress_bound_t)(size_t) noexcept nogil
     ctypedef unsigned (*zs_is_error_t)(size_t) noexcept nogil
     ctypedef const char* (*zs_error_name_t)(size_t) noexcept nogil
@@ -52,10 +50,10 @@ MIN_VERSION = 10400
 cdef zs_create_ctx_t _create_cctx = NULL
 cdef zs_free_ctx_t _free_cctx = NULL
 cdef zs_set_parameter_t _set_parameter = NULL
-cdef zs_compress2_t _compress2 = NULL
+cdef zs_transform_t _compress2 = NULL
 cdef zs_create_ctx_t _create_dctx = NULL
 cdef zs_free_ctx_t _free_dctx = NULL
-cdef zs_decompress_dctx_t _decompress_dctx = NULL
+cdef zs_transform_t _decompress_dctx = NULL
 cdef zs_compress_bound_t _compress_bound = NULL
 cdef zs_is_error_t _is_error = NULL
 cdef zs_error_name_t _error_name = NULL
@@ -85,10 +83,10 @@ def load(sonames=SONAMES):
         _create_cctx = <zs_create_ctx_t>found[1]
         _free_cctx = <zs_free_ctx_t>found[2]
         _set_parameter = <zs_set_parameter_t>found[3]
-        _compress2 = <zs_compress2_t>found[4]
+        _compress2 = <zs_transform_t>found[4]
         _create_dctx = <zs_create_ctx_t>found[5]
         _free_dctx = <zs_free_ctx_t>found[6]
-        _decompress_dctx = <zs_decompress_dctx_t>found[7]
+        _decompress_dctx = <zs_transform_t>found[7]
         _compress_bound = <zs_compress_bound_t>found[8]
         _is_error = <zs_is_error_t>found[9]
         _error_name = <zs_error_name_t>found[10]
@@ -164,41 +162,31 @@ cdef class ZstdContext(NativeCodec):
     def compress_into(self, data, out):
         """Compress ``data`` into one frame in the writable buffer ``out`` (at
         least ``bound(len(data))`` bytes); the frame's size."""
-        cdef Py_buffer src, dst
-        cdef size_t written
-        PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
-        try:
-            PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
-            try:
-                with nogil:
-                    written = _compress2(self.cctx, dst.buf, <size_t>dst.len, src.buf,
-                                         <size_t>src.len)
-            finally:
-                PyBuffer_Release(&dst)
-        finally:
-            PyBuffer_Release(&src)
-        _check(written)
-        return written
+        return _into(_compress2, self.cctx, data, out)
 
     def decompress_into(self, data, out):
         """Decompress the frames in ``data`` into the writable buffer ``out``;
         the number of bytes written. ``ZstdError`` if ``data`` is not whole
         zstd frames or they hold more than ``len(out)`` bytes."""
-        cdef Py_buffer src, dst
-        cdef size_t written
-        PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+        return _into(_decompress_dctx, self.dctx, data, out)
+
+
+cdef size_t _into(zs_transform_t transform, void* ctx, data, out) except? 0:
+    # ``transform(ctx, out, data)`` between the two buffers, without the GIL.
+    cdef Py_buffer src, dst
+    cdef size_t written
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    try:
+        PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
         try:
-            PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
-            try:
-                with nogil:
-                    written = _decompress_dctx(self.dctx, dst.buf, <size_t>dst.len, src.buf,
-                                               <size_t>src.len)
-            finally:
-                PyBuffer_Release(&dst)
+            with nogil:
+                written = transform(ctx, dst.buf, <size_t>dst.len, src.buf, <size_t>src.len)
         finally:
-            PyBuffer_Release(&src)
-        _check(written)
-        return written
+            PyBuffer_Release(&dst)
+    finally:
+        PyBuffer_Release(&src)
+    _check(written)
+    return written
 
 
 cdef int _check(size_t code) except -1:
