@@ -172,3 +172,15 @@ def test_erasing_an_array_drops_its_cached_metadata():
     assert len(store._hierarchy._layouts) == 4
     store.erase_group_node(zs.GroupNode.of_path("/g"))
     assert store._hierarchy._layouts == {}
+
+
+def test_cached_metadata_is_bounded():
+    store = zs.MemoryStore()
+    with zs.config.set(cached_arrays=4):
+        for k in range(10):
+            node = zs.ArrayNode.of_path(f"/a{k}")
+            store.create_array(node, shape=(2,), chunks=(2,), dtype="int8")
+            store.read_array(node)
+            assert len(store._hierarchy._layouts) <= 4
+    # Dropped entries are parsed again when needed.
+    np.testing.assert_array_equal(store.read_array(zs.ArrayNode.of_path("/a0")), [0, 0])

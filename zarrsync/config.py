@@ -43,6 +43,10 @@ scratch_keep_bytes : int, default 8 MiB
     decoded) between calls up to this many bytes in all; beyond it a buffer
     is freed after each use. This is all the memory zarrsync keeps per
     thread, whatever the arrays.
+cached_arrays : int, default 256
+    Each store object keeps the parsed metadata of at most this many arrays
+    (dropped with the array when it is erased); beyond it the oldest half
+    is dropped.
 stream_min_bytes : int, default 4 MiB
     Read outputs of this size or more are allocated on a cache line and
     written with non-temporal stores (a fast path).
@@ -71,6 +75,7 @@ DEFAULTS = {
     "walk_chunks": 64,
     "write_buffer_bytes": 64 << 20,
     "scratch_keep_bytes": 8 << 20,
+    "cached_arrays": 256,
     "stream_min_bytes": 4 << 20,
     "fast_paths": True,
 }
@@ -99,7 +104,7 @@ def _checked(name, value):
         value = operator.index(value)  # NumPy integers too
     except TypeError:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    least = 1 if name in ("threads", "tasks_per_thread", "task_bytes") else 0
+    least = 1 if name in ("threads", "tasks_per_thread", "task_bytes", "cached_arrays") else 0
     if value < least:
         raise ValueError(f"{name} must be >= {least}, got {value}")
     return value

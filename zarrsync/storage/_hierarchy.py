@@ -26,9 +26,6 @@ from ._buffer import WriteBuffer
 __all__ = ["Hierarchy"]
 
 _N_CHUNK_LOCKS = 64
-#: At most this many parsed array documents are cached per store; beyond it
-#: the oldest half is dropped.
-_MAX_CACHED_ARRAYS = 256
 
 
 class Hierarchy:
@@ -148,8 +145,9 @@ class Hierarchy:
     def _remember(self, node, raw, meta):
         layout = pipeline.ArrayLayout(meta, node.key + "/")
         layouts = self._layouts
-        if len(layouts) >= _MAX_CACHED_ARRAYS:
-            for old in list(layouts)[:_MAX_CACHED_ARRAYS // 2]:
+        most = config.get("cached_arrays")
+        if len(layouts) >= most:
+            for old in list(layouts)[:max(1, most // 2)]:
                 layouts.pop(old, None)
         layouts[node.metadata_key] = (raw, layout)
         return layout
