@@ -52,7 +52,7 @@ stream_min_bytes : int, default 4 MiB
     written with non-temporal stores (a fast path).
 fast_paths : bool, default True
     Use the native fast paths: zstd through the system's libzstd without
-    the GIL (python-zstandard otherwise), aligned outputs and non-temporal
+    the GIL (numcodecs' zstd otherwise), aligned outputs and non-temporal
     stores. Off, every result is the same, by the portable routes.
 """
 

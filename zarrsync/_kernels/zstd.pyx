@@ -6,7 +6,7 @@ one GIL-free stretch, into buffers the caller reuses. libzstd is not linked
 at build time: ``load`` opens it by its documented soname, checks its
 version and looks up functions of zstd's stable API only
 (https://facebook.github.io/zstd/zstd_manual.html). Where it does not load,
-zarrsync uses python-zstandard instead. Callers guarantee that a context is
+zarrsync uses numcodecs' zstd instead. Callers guarantee that a context is
 used by one thread at a time.
 """
 
