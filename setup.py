@@ -30,15 +30,20 @@ KERNELS = ["copy", "transform", "native", "indexing", "shard", "vlen", "memory",
 NUMPY_KERNELS = {"vlen", "memory"}
 
 
-def numpy_build_options(name):
+# Cython's shortcuts into list and str internals are off, so the kernels use
+# CPython's public API only (../shared/STYLE.md, ".pyx / .pxd").
+PUBLIC_API_ONLY = [("CYTHON_USE_PYLIST_INTERNALS", "0"), ("CYTHON_USE_UNICODE_INTERNALS", "0")]
+
+
+def build_options(name):
     if name not in NUMPY_KERNELS:
-        return {}
+        return {"define_macros": PUBLIC_API_ONLY}
     import numpy
 
     return {
         "include_dirs": [numpy.get_include()],
-        "define_macros": [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                          ("NPY_TARGET_VERSION", "NPY_2_0_API_VERSION")],
+        "define_macros": PUBLIC_API_ONLY + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                                            ("NPY_TARGET_VERSION", "NPY_2_0_API_VERSION")],
     }
 
 
@@ -47,10 +52,12 @@ extensions = [
         f"zarrsync._kernels.{name}",
         [f"zarrsync/_kernels/{name}.pyx"],
         extra_compile_args=compile_args,
-        **numpy_build_options(name),
+        **build_options(name),
     )
     for name in KERNELS
 ]
 
-# force: a debug build must not reuse C generated with the checks off.
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, force=DEBUG))
+# The generated C goes under build/, out of the package. force: a debug build
+# must not reuse C generated with the checks off.
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, force=DEBUG,
+                            build_dir="build/cython"))
