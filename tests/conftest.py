@@ -57,6 +57,9 @@ settings.load_profile(
 def pytest_addoption(parser):
     parser.addoption("--fast-paths", choices=("on", "off"), default="on",
                      help="run with zarrsync's native fast paths on (default) or off")
+    parser.addoption("--fuzz-examples", type=int, default=None,
+                     help="examples per fuzz target (tests/test_fuzz.py); default: its "
+                          "CI_EXAMPLES")
 
 
 def pytest_configure(config):

@@ -20,9 +20,15 @@ through its subclasses. Its tests cover the key-value interface of the Zarr
 v3 abstract store (``get``, ``get_partial_values``, ``set``, ``erase``,
 ``erase_prefix``, ``list_prefix``, ``list_dir``) and every hierarchy
 method of API.md, using only the public API, so they hold for any backend.
+
+A backend with a read-only mode also overrides the ``reopen_read_only``
+fixture; one whose writable stores cannot be pickled sets
+``pickles_while_writable = False`` (pickling must then raise ``StoreError``).
 """
 
 import json
+import pickle
+import re
 
 import numpy as np
 import pytest
@@ -48,11 +54,21 @@ def _doc(store, key):
 class StoreContract:
     """Backend-independent tests; subclasses provide ``make_store``."""
 
+    #: A writable store of this backend pickles (else pickling raises ``StoreError``).
+    pickles_while_writable = True
+
     @pytest.fixture
     def store(self, make_store):
         s = make_store()
         yield s
         s.close()
+
+    @pytest.fixture
+    def reopen_read_only(self):
+        """A callable taking a store of this backend and returning its data opened
+        read-only (it may close the store first), or ``None`` if the backend has no
+        read-only mode."""
+        return None
 
     # ------------------------------------------------------------------------------
     # The key-value interface
@@ -718,3 +734,110 @@ class StoreContract:
             store.rename_group(GroupNode.of_path("/g1"), "__reserved")
         assert store.array_exists(ArrayNode.of_path("/a"))
         assert store.group_exists(GroupNode.of_path("/g1"))
+
+    # ------------------------------------------------------------------------------
+    # Read-only stores
+    # ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _small_tree(store):
+        node = ArrayNode.of_path("/g/a")
+        data = np.arange(16, dtype="int16").reshape(4, 4)
+        store.create_group(ROOT, attrs={"title": "t"})
+        store.create_array(node, shape=(4, 4), chunks=(2, 2), dtype="int16",
+                           attributes={"t": 1})
+        store.write_array(node, ..., data)
+        return node, data
+
+    def test_writable_store_modes(self, store):
+        assert store.read_only is False
+        assert store.mode != "r"
+
+    def test_read_only_writes_name_the_call(self, store, reopen_read_only):
+        if reopen_read_only is None:
+            pytest.skip("the backend has no read-only mode")
+        node, data = self._small_tree(store)
+        ro = reopen_read_only(store)
+        try:
+            assert ro.read_only is True
+            assert ro.mode == "r"
+            before = {k: ro.get(k) for k in ro.list_prefix("")}
+            group = GroupNode.of_path("/g")
+            arr = zs.Array(ro, node)
+
+            def assign():
+                arr[0, 0] = 5
+
+            def delete_attr():
+                del arr.attrs["t"]
+
+            calls = {
+                "create_group /new": lambda: ro.create_group(GroupNode.of_path("/new")),
+                "create_array /g/b": lambda: ro.create_array(
+                    ArrayNode.of_path("/g/b"), shape=(2,), chunks=(2,), dtype="int8"),
+                "erase_group_node /g": lambda: ro.erase_group_node(group),
+                "erase_array_node /g/a": lambda: ro.erase_array_node(node),
+                "erase_all_nodes": ro.erase_all_nodes,
+                "rename_group /g": lambda: ro.rename_group(group, "h"),
+                "rename_array /g/a": lambda: ro.rename_array(node, "b"),
+                "set_attributes /g/a": lambda: ro.set_attributes(node, {"x": 1}),
+                "write_array /g/a": lambda: ro.write_array(node, (0, 0), np.int16(5)),
+                "reshape /g/a": lambda: ro.reshape(node, (2, 2)),
+                "set 'k'": lambda: ro.set("k", b"v"),
+                "set_many": lambda: ro.set_many(["k"], [b"v"]),
+                "erase 'g/a/c/0/0'": lambda: ro.erase("g/a/c/0/0"),
+                "erase_prefix 'g/'": lambda: ro.erase_prefix("g/"),
+                "move_prefix 'g/' to 'h/'": lambda: ro.move_prefix("g/", "h/"),
+                "assign to Array /g/a": assign,
+                "resize Array /g/a": lambda: arr.resize((2, 2)),
+                "set attrs['x'] of /g/a": lambda: arr.attrs.__setitem__("x", 1),
+                "delete attrs['t'] of /g/a": delete_attr,
+            }
+            for call, op in calls.items():
+                with pytest.raises(zs.ReadOnlyStoreError,
+                                   match=re.escape(f"cannot {call}")) as info:
+                    op()
+                assert "is open read-only (mode 'r')" in str(info.value), call
+                # Also what callers catching the builtins expect.
+                assert isinstance(info.value, PermissionError)
+                assert isinstance(info.value, zs.StoreError)
+            # Nothing changed, and every read still works.
+            assert {k: ro.get(k) for k in ro.list_prefix("")} == before
+            np.testing.assert_array_equal(ro.read_array(node), data)
+            np.testing.assert_array_equal(arr[1:3, ::-1], data[1:3, ::-1])
+            assert arr.attrs.asdict() == {"t": 1}
+            assert ro.group_metadata(ROOT).attributes == {"title": "t"}
+            assert ro.find_all_nodes() == ([node], [ROOT, group])
+            assert ro.find_child_nodes(group) == ([node], [])
+            assert ro.get_partial_values([("g/a/zarr.json", 0, 1)]) == [b"{"]
+            assert ro.getsize("g/a/zarr.json") == len(before["g/a/zarr.json"])
+            ro.flush()  # nothing to store
+        finally:
+            ro.close()
+
+    # ------------------------------------------------------------------------------
+    # Pickling (in this process; tests/test_sharing.py uses other processes)
+    # ------------------------------------------------------------------------------
+
+    def test_pickles_before_and_after_writes(self, store):
+        if not self.pickles_while_writable:
+            with pytest.raises(zs.StoreError, match="cannot pickle"):
+                pickle.dumps(store)
+            return
+        empty = pickle.loads(pickle.dumps(store))
+        assert empty.list_prefix("") == []
+        assert (empty.mode, empty.read_only) == (store.mode, store.read_only)
+        node, data = self._small_tree(store)
+        # A partial chunk write, which stores that buffer writes keep in memory.
+        store.write_array(node, (0, slice(0, 1)), np.int16(-7))
+        data[0, 0] = -7
+        copy = pickle.loads(pickle.dumps(store))
+        assert copy.list_prefix("") == store.list_prefix("")
+        assert {k: copy.get(k) for k in copy.list_prefix("")} == \
+            {k: store.get(k) for k in store.list_prefix("")}
+        np.testing.assert_array_equal(copy.read_array(node), data)
+        assert copy.find_all_nodes() == store.find_all_nodes()
+        view = pickle.loads(pickle.dumps(zs.Array(store, node)))
+        np.testing.assert_array_equal(view[...], data)
+        assert view.attrs.asdict() == {"t": 1}
+        copy.close()

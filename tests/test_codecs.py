@@ -12,6 +12,12 @@ with ``zarrsync.config.set(fast_paths=...)`` so that both run whatever
 - gzip: ISA-L writes and reads, member by member, every writer's members,
   and never decodes more than the expected size.
 
+Bounded decoding: every codec decodes exactly up to the bound it is given
+and refuses one byte more (zstd on both paths, for frames with and without
+a content size, and frames of no content); chains derive the bounds, and
+check codecs that cannot bound themselves after decoding. Memory under
+real bombs is measured in ``test_bombs.py``.
+
 ``native.encode_many`` (a batch of chunks encoded without the GIL) is checked
 against ``ZstdContext.compress_into`` chunk by chunk. Last, zarr-python,
 tensorstore and zarrs read the zstd and gzip chunks zarrsync writes, and
@@ -564,12 +570,12 @@ def test_zstd_round_trip(zstd_path, level, checksum):
     assert out == data
 
 
-#: Payloads a zstd chunk may hold: never nothing (numcodecs' zstd, as zarr-python's,
-#: refuses a frame of no content, and no chunk encodes to no bytes).
+#: Payloads numcodecs' zstd reads back: never nothing (it refuses a frame of
+#: no content, which zarrsync reads on both paths).
 ZSTD_PAYLOADS = sorted(name for name, data in PAYLOADS.items() if data)
 
 
-@pytest.mark.parametrize("name", ZSTD_PAYLOADS)
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
 def test_zstd_round_trip_of_every_payload(zstd_path, name):
     data = PAYLOADS[name]
     codec = Zstd(1, checksum=True)
@@ -1043,6 +1049,196 @@ def test_crc32c_config():
     with pytest.raises(CodecError):
         Crc32c.from_config({"x": 1})
     assert Crc32c.from_config({}) == Crc32c()
+
+
+# -- bounded decoding: no decode produces more than its bound -------------------------
+
+@pytest.mark.parametrize("name", ["small-alphabet", "random", "one-byte", "empty"])
+def test_gzip_decodes_up_to_its_bound_and_refuses_one_byte_more(name):
+    data = PAYLOADS[name]
+    for writer, encoded in {**gzip_writers(data), **zlib_streams(data)}.items():
+        assert bytes(Gzip().decode(encoded, len(data))) == data, writer
+        if data:
+            with pytest.raises(CodecError, match=f"gzip data decodes to more than the "
+                                                 f"{len(data) - 1} bytes expected"):
+                Gzip().decode(encoded, len(data) - 1)
+
+
+def test_gzip_members_share_one_bound():
+    a = PAYLOADS["small-alphabet"]
+    joined = Gzip(1).encode(a) + Gzip(1).encode(a)
+    assert bytes(Gzip().decode(joined, 2 * len(a))) == a + a
+    with pytest.raises(CodecError, match=f"more than the {2 * len(a) - 1} bytes expected"):
+        Gzip().decode(joined, 2 * len(a) - 1)
+
+
+def zstd_frames_by_writer(data):
+    """``data`` as zstd frames by writer, several frames one after another too."""
+    frames = {writer: make(data) for writer, make in ZSTD_WRITERS.items()}
+    half = len(data) // 2
+    frames["two frames"] = (ZSTD_WRITERS["content size"](data[:half])
+                            + ZSTD_WRITERS["no content size"](data[half:]))
+    frames["skippable frame first"] = (b"\x50\x2a\x4d\x18" + struct.pack("<I", 3) + b"abc"
+                                       + ZSTD_WRITERS["checksum"](data))
+    return frames
+
+
+@pytest.mark.parametrize("name", ["small-alphabet", "one-byte", "zeros"])
+def test_zstd_decodes_up_to_its_bound_and_refuses_one_byte_more(zstd_path, name):
+    data = PAYLOADS[name]
+    for writer, frames in zstd_frames_by_writer(data).items():
+        assert bytes(Zstd().decode(frames, len(data))) == data, writer
+        # A looser bound (variable-length data): frames without a content
+        # size take at most one 128 KiB block more than they hold.
+        assert bytes(Zstd().decode(frames, len(data) + ZSTD_BLOCK)) == data, writer
+        with pytest.raises(CodecError, match="zstd"):
+            Zstd().decode(frames, len(data) - 1)
+
+
+def lying_frame(frame, declared):
+    """``frame`` (one with a 4-byte content size) claiming ``declared`` bytes."""
+    assert frame[4] >> 6 == 2, "the frame must have a 4-byte content size"
+    return frame[:5] + struct.pack("<I", declared) + frame[9:]
+
+
+def test_zstd_frames_declaring_more_than_the_bound_are_refused_at_once(zstd_path):
+    data = PAYLOADS["small-alphabet"]
+    frame = zstandard.ZstdCompressor(level=1).compress(data)
+    for declared in (len(data) + 1, 2**32 - 1):
+        bad = lying_frame(frame, declared)
+        with pytest.raises(CodecError, match=f"declares {declared} bytes, more than the "
+                                             f"{len(data)} bytes expected"):
+            Zstd().decode(bad, len(data))
+    # A later frame pushes the total over.
+    two = ZSTD_WRITERS["content size"](b"x") + frame
+    with pytest.raises(CodecError, match=f"frames declare {len(data) + 1} bytes, more than "
+                                         f"the {len(data)} bytes expected"):
+        Zstd().decode(two, len(data))
+
+
+def test_zstd_frames_holding_more_than_they_declare_are_refused(zstd_path):
+    data = PAYLOADS["small-alphabet"]
+    frame = zstandard.ZstdCompressor(level=1).compress(data)
+    for bound in (len(data) - 10, len(data) + 10):
+        with pytest.raises(CodecError, match="zstd"):
+            Zstd().decode(lying_frame(frame, len(data) - 10), bound)
+
+
+def numcodecs_zstd():
+    from numcodecs import zstd
+    return zstd
+
+
+@pytest.mark.parametrize("writer", sorted(ZSTD_WRITERS) + ["numcodecs"])
+def test_zstd_frames_of_no_content_decode_to_nothing(zstd_path, writer):
+    frame = (bytes(numcodecs_zstd().compress(b"", 1)) if writer == "numcodecs"
+             else ZSTD_WRITERS[writer](b""))
+    for frames in (frame, frame + frame, b""):
+        assert bytes(Zstd().decode(frames)) == b""
+        assert bytes(Zstd().decode(frames, 0)) == b""
+        assert bytes(Zstd().decode(frames, 100)) == b""
+        assert Zstd().decode_into(frames, bytearray(0)) == 0
+    with pytest.raises(CodecError, match="zstd"):
+        Zstd().decode_into(frame, bytearray(1))
+    with pytest.raises(CodecError, match="zstd"):
+        Zstd().decode(frame + b"junk", 0)
+    chain = CodecChain([Bytes(), Zstd()], "uint8", (0,))
+    assert chain.decode(frame, "c/0").shape == (0,)
+
+
+@pytest.fixture
+def fast_paths_off():
+    with zs.config.set(fast_paths=False):
+        yield
+
+
+def test_zstd_portable_route_reads_frames_without_a_content_size_that_fit(fast_paths_off):
+    data = PAYLOADS["small-alphabet"]
+    frame = ZSTD_WRITERS["no content size"](data)
+    # Their block headers bound them within the limit: streamed by numcodecs.
+    assert bytes(Zstd().decode(frame, 4 * len(data))) == data
+    # Else only when they fill the limit exactly (fixed-size chunks).
+    assert bytes(Zstd().decode(frame, len(data))) == data
+    with pytest.raises(CodecError, match="without a content size"):
+        Zstd().decode(frame, len(data) + 1)
+
+
+def test_crc32c_decodes_up_to_its_bound_and_refuses_one_byte_more():
+    data = payload(500)
+    encoded = Crc32c().encode(data)
+    assert bytes(Crc32c().decode(encoded, len(data))) == data
+    with pytest.raises(CodecError, match=f"crc32c: the data holds {len(data)} bytes and a "
+                                         f"checksum, more than the {len(data) - 1} bytes"):
+        Crc32c().decode(encoded, len(data) - 1)
+
+
+def test_codecs_declare_bounded_decoding():
+    for codec in (Gzip(), Zstd(), Crc32c()):
+        assert codec.decodes_bounded, codec
+        # Their largest encodings bound their real ones.
+        for name, data in PAYLOADS.items():
+            assert len(codec.encode(data)) <= codec.max_encoded_size(len(data)), (codec, name)
+    assert Crc32c().max_encoded_size(10) == 14
+
+
+def test_chain_limits_of_fixed_size_chunks():
+    c = CodecChain([Bytes(), Gzip(1), Crc32c()], "int16", (4, 5))
+    raw, decoded, stored = c.limits()
+    gzip_most = Gzip().max_encoded_size(40)
+    assert (raw, decoded, stored) == (40, (40, gzip_most), gzip_most + 4)
+    c = CodecChain([Bytes(), Crc32c(), Zstd(1)], "int16", (4, 5))
+    assert c.limits() == (40, (40, 44), Zstd().max_encoded_size(44))
+    # Without bytes->bytes codecs a stored chunk is its raw form.
+    assert CodecChain([Bytes()], "int16", (4, 5)).limits() == (40, (), 40)
+
+
+def test_chain_limits_of_variable_length_chunks_follow_the_config():
+    c = CodecChain([codecs.VlenBytes(), Zstd(1)], object, (10,))
+    with zs.config.set(max_chunk_bytes=1000):
+        assert c.limits() == (1000, (1000,), Zstd().max_encoded_size(1000))
+    with zs.config.set(max_chunk_bytes=5000):
+        assert c.limits()[0] == 5000
+
+
+class Unbounded(codecs.BytesToBytesCodec):
+    """zlib, decoded without a bound: a codec that declares no bounded decoding."""
+
+    name = "test-unbounded-zlib"
+
+    def to_dict(self):
+        return {"name": self.name}
+
+    def encode(self, data):
+        return zlib.compress(data)
+
+    def decode(self, data, max_size=None):
+        return zlib.decompress(data)
+
+
+def test_chain_checks_codecs_that_decode_unbounded_after_the_fact():
+    assert not Unbounded().decodes_bounded and Unbounded().max_encoded_size(10) is None
+    c = CodecChain([Bytes(), Unbounded(), Zstd(1)], "uint8", (100,))
+    with zs.config.set(max_chunk_bytes=1000):
+        # Nothing bounds the unknown codec's encoding but the setting.
+        assert c.limits() == (100, (100, 1000), Zstd().max_encoded_size(1000))
+    x = np.arange(100, dtype="uint8")
+    np.testing.assert_array_equal(c.decode(c.encode(x), "c/0"), x)
+    bomb = Zstd(1).encode(zlib.compress(bytes(5000)))
+    with pytest.raises(CodecError, match="c/1.*test-unbounded-zlib: the data decoded to 5000 "
+                                         "bytes, more than the 100 bytes expected"):
+        c.decode(bomb, "c/1")
+
+
+def test_chain_refuses_variable_length_chunks_beyond_the_setting():
+    c = CodecChain([codecs.VlenBytes()], object, (2,))
+    frame = struct.pack("<II", 2, 3) + b"abc" + struct.pack("<I", 0)
+    with zs.config.set(max_chunk_bytes=len(frame)):
+        assert list(c.decode(frame, "c/0")) == [b"abc", b""]
+    with zs.config.set(max_chunk_bytes=len(frame) - 1):
+        with pytest.raises(CodecError, match=f"c/1.*vlen-bytes: the chunk holds {len(frame)} "
+                                             f"bytes, more than the {len(frame) - 1} allowed "
+                                             f"\\(config max_chunk_bytes\\)"):
+            c.decode(frame, "c/1")
 
 
 # -- JSON forms ---------------------------------------------------------------------

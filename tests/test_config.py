@@ -13,12 +13,13 @@ from zarrsync import config
 
 INTEGER_SETTINGS = sorted(name for name in config.DEFAULTS if name != "fast_paths")
 #: Settings that must be at least 1 (the others may be 0).
-POSITIVE = {"threads", "tasks_per_thread", "task_bytes", "cached_arrays"}
+POSITIVE = {"threads", "tasks_per_thread", "task_bytes", "cached_arrays", "max_chunk_bytes",
+            "max_document_bytes"}
 
 
 def documented_defaults():
     """``{name: default}`` as the module docstring's Settings section states them."""
-    units = {"KiB": 1 << 10, "MiB": 1 << 20}
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
     out = {}
     for line in config.__doc__.split("Settings\n--------\n")[1].splitlines():
         match = re.fullmatch(r"(\w+) : (int|bool), default (.+)", line)
@@ -27,6 +28,8 @@ def documented_defaults():
         name, kind, text = match.groups()
         if text == "``os.cpu_count()``":
             out[name] = os.cpu_count() or 1
+        elif text == "``min(4 GiB, physical memory)``":
+            out[name] = min(4 << 30, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
         elif kind == "bool":
             out[name] = {"True": True, "False": False}[text]
         else:

@@ -9,6 +9,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import re
 import sys
 import threading
 
@@ -29,6 +30,10 @@ class TestFilesystemStore(StoreContract):
     def make_store(self, tmp_path):
         counter = itertools.count()
         return lambda: zs.FilesystemStore(tmp_path / f"s{next(counter)}.zarr")
+
+    @pytest.fixture
+    def reopen_read_only(self):
+        return lambda store: zs.FilesystemStore(store.path, mode="r")
 
     def test_erase_prefix(self, store):
         # The contract's version also sets key "a" next to "a/x": a file and a
@@ -637,3 +642,177 @@ def test_processes_write_different_chunks(tmp_path):
         expected[r:r + 4] = ((r // 4) % n_workers) * 100 + 2
     np.testing.assert_array_equal(store.read_array(node), expected)
     assert not any(_is_tmp(f) for f in files_under(tmp_path))
+
+
+# ----------------------------------------------------------------------------------
+# Modes
+# ----------------------------------------------------------------------------------
+
+def _snapshot(root):
+    """Every file and folder under ``root`` with its bytes (None for folders)."""
+    out = {p: (root / p).read_bytes() for p in files_under(root)}
+    out.update({p: None for p in folders_under(root)})
+    return out
+
+
+@pytest.mark.parametrize("mode", ["r", "r+"])
+def test_missing_path_in_read_modes_raises_and_creates_nothing(tmp_path, mode):
+    missing = tmp_path / "no" / "such" / "data.zarr"
+    with pytest.raises(zs.StoreError, match="no such folder") as info:
+        zs.FilesystemStore(missing, mode=mode)
+    assert str(missing) in str(info.value)
+    assert f"mode {mode!r}" in str(info.value)
+    assert not (tmp_path / "no").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_typo_in_a_read_only_path_creates_nothing():
+    folders = ["/no/such/path", "/no/such", "/no"]
+    if os.path.lexists("/no"):
+        pytest.skip("/no exists on this machine")
+    try:
+        with pytest.raises(zs.StoreError, match="/no/such/path"):
+            zs.FilesystemStore("/no/such/path", mode="r")
+        assert not os.path.lexists("/no")
+    finally:
+        for folder in folders:  # a failure must not leave folders at the system's root
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+
+
+@pytest.mark.parametrize("mode", ["r", "r+", "w-"])
+def test_modes_refuse_a_file_at_the_path(tmp_path, mode):
+    f = tmp_path / "file"
+    f.write_bytes(b"x")
+    with pytest.raises(zs.StoreError, match="not a folder|exists"):
+        zs.FilesystemStore(f, mode=mode)
+    assert f.read_bytes() == b"x"
+
+
+def test_mode_r_reads_and_writes_nothing(tmp_path):
+    writer = zs.FilesystemStore(tmp_path)
+    node = ArrayNode.of_path("/g/arr")
+    writer.create_array(node, shape=(4, 4), chunks=(2, 2), dtype="int32", fill_value=-1,
+                        codecs=[Bytes(), Zstd(1)])
+    writer.write_array(node, (slice(0, 2), slice(0, 2)), np.ones((2, 2), "int32"))
+    before = _snapshot(tmp_path)
+    store = zs.FilesystemStore(tmp_path, mode="r")
+    assert (store.mode, store.read_only) == ("r", True)
+    store.buffers_writes = True  # still nothing to buffer, nothing to flush
+    expected = np.full((4, 4), -1, "int32")
+    expected[:2, :2] = 1
+    np.testing.assert_array_equal(store.read_array(node), expected)
+    assert store.get("g/arr/c/1/1") is None
+    assert store.list_dir("g/") == (["zarr.json"], ["arr"])
+    for op in (lambda: store.set("g/new/k", b"v"), lambda: store.erase("g/arr/c/0/0"),
+               lambda: store.erase_prefix(""), lambda: store.move_prefix("g/", "h/"),
+               lambda: store.set_many(["x/y"], [b"v"]),
+               lambda: store.write_array(node, ..., np.int32(3)),
+               lambda: store.create_group(GroupNode.of_path("/g/sub")),
+               lambda: store.erase_all_nodes()):
+        with pytest.raises(zs.ReadOnlyStoreError, match=re.escape(repr(str(tmp_path)))):
+            op()
+    store.close()
+    # No folder, temporary file or value was made, changed or removed.
+    assert _snapshot(tmp_path) == before
+
+
+def test_mode_r_plus_writes_an_existing_folder(tmp_path):
+    zs.FilesystemStore(tmp_path).set("old", b"1")
+    store = zs.FilesystemStore(tmp_path, mode="r+")
+    assert (store.mode, store.read_only) == ("r+", False)
+    store.set("new", b"2")
+    assert store.list_prefix("") == ["new", "old"]
+
+
+def test_mode_a_is_the_default(tmp_path):
+    store = zs.FilesystemStore(tmp_path / "new")
+    assert (store.mode, store.read_only, store.follow_links) == ("a", False, True)
+    store.set("k", b"v")
+    assert zs.FilesystemStore(tmp_path / "new", mode="a").get("k") == b"v"
+
+
+def test_mode_w_clears_the_folder(tmp_path):
+    old = zs.FilesystemStore(tmp_path / "s")
+    old.create_group(GroupNode.of_path("/g/h"))
+    old.set("g/h/c/0", b"chunk")
+    (tmp_path / "s" / ("." + "x" * 4 + ".0123456789abcdef" + TMP_SUFFIX)).write_bytes(b"t")
+    store = zs.FilesystemStore(tmp_path / "s", mode="w")
+    assert store.list_prefix("") == []
+    assert os.listdir(tmp_path / "s") == []  # leftover temporary files too
+    store.set("k", b"v")
+    assert files_under(tmp_path / "s") == ["k"]
+    # A missing folder is created.
+    assert zs.FilesystemStore(tmp_path / "t" / "u", mode="w").list_prefix("") == []
+    assert (tmp_path / "t" / "u").is_dir()
+
+
+def test_mode_w_dash_creates_only_new_stores(tmp_path):
+    store = zs.FilesystemStore(tmp_path / "a" / "new.zarr", mode="w-")
+    assert store.mode == "w-"
+    store.set("k", b"v")
+    with pytest.raises(zs.StoreError, match="exists") as info:
+        zs.FilesystemStore(tmp_path / "a" / "new.zarr", mode="w-")
+    assert str(tmp_path / "a" / "new.zarr") in str(info.value)
+    assert files_under(tmp_path / "a" / "new.zarr") == ["k"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(zs.StoreError, match="mode 'w-'"):
+        zs.FilesystemStore(tmp_path / "empty", mode="w-")
+
+
+def test_bad_mode_names_the_modes(tmp_path):
+    for mode in ("x", "rw", "", None, "W"):
+        with pytest.raises(ValueError, match=r"one of \('r', 'r\+', 'a', 'w', 'w-'\)"):
+            zs.FilesystemStore(tmp_path / "s", mode=mode)
+    assert not (tmp_path / "s").exists()
+
+
+def test_modes_in_repr(tmp_path):
+    assert repr(zs.FilesystemStore(tmp_path)) == f"FilesystemStore({str(tmp_path)!r})"
+    assert repr(zs.FilesystemStore(tmp_path, mode="r", follow_links=False)) == \
+        f"FilesystemStore({str(tmp_path)!r}, mode='r', follow_links=False)"
+
+
+# ----------------------------------------------------------------------------------
+# A file that becomes a folder while it is erased
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("follow_links", [True, False])
+def test_erase_prefix_of_a_file_that_becomes_a_folder(tmp_path, monkeypatch, follow_links):
+    """Forced: between erase_prefix's look at "a/x" (a file) and its unlink, another
+    writer replaces the file with a folder. unlink(2) then fails (EISDIR or EPERM);
+    the erase removes the folder instead, and does not fail."""
+    store = zs.FilesystemStore(tmp_path, follow_links=follow_links)
+    store.set("a/x", b"file")
+    store.set("a/y", b"other")
+    real_unlink = os.unlink
+    swapped = []
+
+    def unlink(path, *, dir_fd=None):
+        if os.path.basename(path) == "x" and not swapped:
+            swapped.append(path)
+            target = tmp_path / "a" / "x"
+            real_unlink(target)
+            target.mkdir()
+            (target / "inner").write_bytes(b"new")
+        return real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    store.erase_prefix("a/x")
+    monkeypatch.undo()
+    assert swapped
+    assert store.list_prefix("") == ["a/y"]
+    assert not any(_is_tmp(f) for f in files_under(tmp_path) + folders_under(tmp_path))
+
+
+def test_a_link_cycle_ends_listing(tmp_path):
+    """A link to a folder above it (here the root) is not listed through: the
+    listing would never end. Keys through it still read."""
+    store = zs.FilesystemStore(tmp_path)
+    store.set("g/h/k", b"v")
+    os.symlink(".", tmp_path / "loop")
+    assert store.list_prefix("") == ["g/h/k"]
+    assert store.list_prefix("loop/g/") == ["loop/g/h/k"]
+    assert store.list_dir("") == ([], ["g"])
+    assert store.find_all_nodes() == ([], [])
+    assert store.get("loop/g/h/k") == b"v"

@@ -1,5 +1,7 @@
 """MemoryStore: the store contract, plus thread safety."""
 
+import pickle
+
 import pytest
 
 import zarrsync as zs
@@ -39,6 +41,24 @@ def test_negative_offset_beyond_start_reads_whole_value():
     store = zs.MemoryStore()
     store.set("a", b"abc")
     assert store.get_partial_values([("a", -10, None), ("a", -10, 2)]) == [b"abc", b"ab"]
+
+
+def test_always_read_write():
+    store = zs.MemoryStore()
+    assert (store.mode, store.read_only) == ("a", False)
+
+
+def test_a_pickled_store_is_an_independent_copy():
+    store = zs.MemoryStore()
+    node = zs.ArrayNode.of_path("/a")
+    store.create_array(node, shape=(4,), chunks=(4,), dtype="int8")
+    store.write_array(node, slice(0, 1), 5)  # a partial chunk: buffered
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.read_array(node).tolist() == [5, 0, 0, 0]
+    copy.write_array(node, slice(1, 2), 6)
+    store.set("only/here", b"x")
+    assert store.read_array(node).tolist() == [5, 0, 0, 0]
+    assert copy.get("only/here") is None
 
 
 # ----------------------------------------------------------------------------------

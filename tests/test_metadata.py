@@ -575,3 +575,136 @@ def test_deepcopy_and_equality():
     assert clone == meta
     assert meta != ArrayMetadata((4,), (2,), "float32", fill_value=2.0)
     assert meta != GroupMetadata()
+
+
+# -- hostile documents (issue 19): each raised something other than a ZarrSyncError --
+
+def _store_with(doc_text, key="a/zarr.json"):
+    store = zs.MemoryStore()
+    store.set(key, doc_text if isinstance(doc_text, bytes) else doc_text.encode())
+    return store
+
+
+def _nested_json(depth, inner="4"):
+    return "[" * depth + inner + "]" * depth
+
+
+@pytest.mark.parametrize("field", ["shape", "dimension_names", "attributes"])
+@pytest.mark.parametrize("depth", [200, 100_000])
+def test_deeply_nested_json_is_a_parse_error(field, depth):
+    doc = array_doc()
+    text = json.dumps({**doc, field: "@@"}).replace('"@@"', _nested_json(depth))
+    store = _store_with(text)
+    node = ArrayNode.of_path("/a")
+    with pytest.raises(ParseError, match="a/zarr.json: JSON nested deeper than 128"):
+        store.array_metadata(node)
+    with pytest.raises(ParseError, match="nested deeper"):
+        store.find_all_nodes()
+    with pytest.raises(ParseError, match="nested deeper"):
+        store.read_array(node)
+
+
+def test_nesting_within_the_bound_still_parses():
+    attrs = json.loads(_nested_json(100, '{"x": 1}'))
+    meta = ArrayMetadata.from_dict(array_doc(attributes={"deep": attrs}))
+    assert meta.attributes["deep"] == attrs
+
+
+@pytest.mark.parametrize("codecs, message", [
+    ([{"name": ["bytes"]}], "codec name must be a string, got \\['bytes'\\]"),
+    ([{"name": {"a": 1}}], "codec name must be a string"),
+    ([{"name": "sharding_indexed", "configuration": {"chunk_shape": [5, 7], "codecs": 5}}],
+     "codecs must be a list of codecs, got 5"),
+    ([{"name": "bytes", "configuration": {"endian": ["little"]}}], "endian"),
+    ([{"name": "bytes"}, {"name": "zstd", "configuration": {"level": [1]}}],
+     "zstd level must be an integer"),
+    ([{"name": "bytes"}, {"name": "gzip", "configuration": ["level", 1]}],
+     "configuration must be an object"),
+])
+def test_codec_fields_of_the_wrong_type_are_parse_errors(codecs, message):
+    with pytest.raises(ParseError, match=message):
+        ArrayMetadata.from_dict(array_doc(codecs=codecs))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"shape": [2 ** 64, 1]}, "shape: 18446744073709551616 does not fit in int64"),
+    ({"shape": [2 ** 62, 4]}, "shape: .* more than int64 can count"),
+    ({"shape": [1] * 65, "chunk_grid": {"name": "regular",
+                                        "configuration": {"chunk_shape": [1] * 65}}},
+     "at most 64 dimensions"),
+    ({"chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2 ** 63, 1]}}},
+     "chunk_shape: 9223372036854775808 does not fit in int64"),
+    ({"chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2 ** 40, 2 ** 30]}}},
+     "chunk_shape: .* more than int64 can count"),
+    ({"fill_value": 10 ** 400}, "fill_value: 1000.* is out of range for float32"),
+    ({"fill_value": 1e300}, "fill_value: 1e\\+300 is out of range for float32"),
+    ({"fill_value": "0x-fff0000"}, "is not hexadecimal"),
+])
+def test_overflowing_numbers_are_parse_errors_naming_the_field(changes, message):
+    with pytest.raises(ParseError, match=message):
+        ArrayMetadata.from_dict(array_doc(**changes))
+
+
+def test_float_fill_values_that_round_into_range_are_read():
+    meta = ArrayMetadata.from_dict(array_doc(data_type="float16", fill_value=65519))
+    assert meta.fill_value == np.float16(65504)
+
+
+LITTLE = {"name": "bytes", "configuration": {"endian": "little"}}
+
+
+def test_chunks_larger_than_max_chunk_bytes_are_parse_errors():
+    """The declared chunk, or a sharded array's inner chunk or shard index,
+    may not decode to more than ``max_chunk_bytes``: never a MemoryError."""
+    huge = array_doc(shape=[2 ** 40], chunk_grid={
+        "name": "regular", "configuration": {"chunk_shape": [2 ** 40]}})
+    with pytest.raises(ParseError, match="chunk_shape: chunks of \\[1099511627776\\] hold "
+                                         "4398046511104 bytes decoded, more than "
+                                         "max_chunk_bytes"):
+        _store_with(json.dumps(huge)).read_array(ArrayNode.of_path("/a"), (slice(0, 1),))
+    with zs.config.set(max_chunk_bytes=1 << 20):
+        ArrayMetadata.from_dict(array_doc(shape=[512, 512], chunk_grid={
+            "name": "regular", "configuration": {"chunk_shape": [512, 512]}}))  # 1 MiB
+        with pytest.raises(ParseError, match="max_chunk_bytes \\(1048576"):
+            ArrayMetadata.from_dict(array_doc(shape=[513, 512], chunk_grid={
+                "name": "regular", "configuration": {"chunk_shape": [513, 512]}}))
+        sharded = {"name": "sharding_indexed", "configuration": {
+            "chunk_shape": [1, 1], "codecs": [LITTLE],
+            "index_codecs": [LITTLE]}}
+        with pytest.raises(ParseError, match="shard index of 262144 inner chunks"):
+            ArrayMetadata.from_dict(array_doc(shape=[512, 512], codecs=[sharded], chunk_grid={
+                "name": "regular", "configuration": {"chunk_shape": [512, 512]}}))
+        inner = {"name": "sharding_indexed", "configuration": {
+            "chunk_shape": [1024, 512], "codecs": [LITTLE]}}
+        with pytest.raises(ParseError, match="sharding_indexed.chunk_shape"):
+            ArrayMetadata.from_dict(array_doc(shape=[2048, 512], codecs=[inner], chunk_grid={
+                "name": "regular", "configuration": {"chunk_shape": [2048, 512]}}))
+
+
+def test_resizing_past_int64_is_an_invalid_resize_shape():
+    store = zs.MemoryStore()
+    node = ArrayNode.of_path("/a")
+    store.create_array(node, shape=(4,), chunks=(2,), dtype="float64")
+    with pytest.raises(zs.InvalidResizeShape, match="more than int64 can count"):
+        store.reshape(node, (2 ** 61,))
+    assert store.array_metadata(node).shape == (4,)
+
+
+def test_documents_larger_than_max_document_bytes_are_refused_unread():
+    doc = json.dumps(array_doc(attributes={"pad": "x" * 5000})).encode()
+    store = _store_with(doc)
+    node = ArrayNode.of_path("/a")
+    assert store.array_metadata(node).attributes["pad"] == "x" * 5000
+    with zs.config.set(max_document_bytes=4096):
+        fresh = _store_with(doc)
+        for call in (lambda: fresh.array_metadata(node), fresh.find_all_nodes):
+            with pytest.raises(ParseError, match="more than max_document_bytes"):
+                call()
+        with pytest.raises(ParseError, match="more than max_document_bytes"):
+            _store_with(doc, "zarr.json").group_metadata(zs.GroupNode.root())
+
+
+def test_hostile_values_are_cut_short_in_messages():
+    with pytest.raises(ParseError) as info:
+        ArrayMetadata.from_dict(array_doc(shape="s" * 10_000))
+    assert len(str(info.value)) < 200

@@ -9,7 +9,8 @@ inner chunks they need, never the whole shard. Other sharded
 chains (a transpose before the sharding codec, a compressor after it) decode
 and encode whole shards. Both paths are checked here against shards parsed
 with NumPy alone (``parse_shard``), so the index layout is pinned
-independently of zarrsync. Random arrays, shapes and chains are in
+independently of zarrsync. An index entry larger than its inner chunk's
+codecs can store is refused before any range is read. Random arrays, shapes and chains are in
 ``test_properties.py``; zarr-python interop is in ``test_interop.py``.
 """
 
@@ -715,6 +716,51 @@ def test_flipped_byte_in_crc32c_index_raises_checksum_mismatch(where, location, 
     np.testing.assert_array_equal(store.read_array(node, (slice(0, 8),)), data[:8])
 
 
+@pytest.mark.parametrize("location", LOCATIONS)
+def test_index_entry_larger_than_its_codecs_store_is_refused(location):
+    # Inner chunks of 4x4 int32 stored raw: 64 bytes at most. An entry of
+    # exactly that reads (another chunk's bytes); one byte more is refused
+    # from the index alone, before its range is read.
+    store = CountingStore()
+    node, data, key, raw = _key_of_corrupt(store, location, "fast")
+    entries = parse_shard(raw, 4, location)
+    other = _set_entry(raw, location, True, 0, offset=int(entries[1, 0]), nbytes=64)
+    store.set(key, other)
+    np.testing.assert_array_equal(store.read_array(node, (slice(8, 12), slice(0, 4))),
+                                  data[8:12, 4:8])
+    store.set(key, _set_entry(raw, location, True, 0, nbytes=65))
+    store.reset()
+    with pytest.raises(zs.CodecError, match=f"{key}.*index entry 0 .* declares an inner "
+                                            f"chunk of 65 bytes, more than the 64 bytes"):
+        store.read_array(node, (slice(12, 16), slice(4, 8)))
+    assert all(length is None or length <= index_size(4, True)
+               for _, _, length, _ in store.chunk_reads())
+
+
+@pytest.mark.parametrize("inner_codecs", [[Bytes()], [Bytes(), Zstd(1)], [Bytes(), Gzip(1)]],
+                         ids=["raw", "zstd", "gzip"])
+@pytest.mark.parametrize("location", LOCATIONS)
+def test_hostile_index_on_a_store_without_sizes_reads_no_more_than_the_bound(location,
+                                                                            inner_codecs):
+    # Without getsize, the index cannot be checked against the shard's end:
+    # an entry's length must still never become a read (an allocation) of
+    # more than its inner chunk's codecs store.
+    store = SpecOnlyCountingStore()
+    node = sharded(store, (16, 8), (8, 8), (4, 4), dtype="int32", index_location=location,
+                   codecs=inner_codecs)
+    store.write_array(node, ..., sample((16, 8), "int32"))
+    key = "g/arr/c/1/0"
+    most = store.array_metadata(node).chain.array_bytes.inner.limits()[2]
+    for nbytes in (most + 1, 2**40, 2**63):
+        store.set(key, _set_entry(store.get(key), location, True, 2, nbytes=nbytes))
+        store.reset()
+        with pytest.raises(zs.CodecError, match=f"{key}.*more than the {most} bytes"):
+            store.read_array(node, (slice(12, 16), slice(0, 4)))
+        lengths = [length for k, offset, length, _ in store.chunk_reads()
+                   if k == key and length is not None]
+        assert all(n <= max(most, index_size(4, True)) for n in lengths), lengths
+
+
 def test_corrupt_inner_chunk_names_the_shard_key():
     store = zs.MemoryStore()
     node = sharded(store, (8, 8), (8, 8), (4, 4), dtype="int32",
@@ -890,6 +936,8 @@ class RewritingStore(zs.FilesystemStore):
     """A FilesystemStore on which "another process" replaces shard ``key``
     right after this one has read the shard's index, the worst moment for a
     reader: with each of ``versions`` in turn, ``times`` times."""
+
+    key, times = None, 0  # disarmed until ``arm``
 
     def arm(self, key, versions, times):
         self.key, self.versions, self.times = key, versions, times

@@ -4,7 +4,8 @@ Frames are checked against the format written out here with ``struct``
 (https://github.com/zarr-developers/zarr-extensions/tree/main/codecs/vlen-utf8):
 a u32 little-endian element count, then per element a u32 little-endian byte
 count and the bytes. Store operations are checked against NumPy on every
-backend; damaged chunks must raise a ``CodecError`` naming their key.
+backend; damaged chunks must raise a ``CodecError`` naming their key, and
+so must chunks that decode to more than ``config.max_chunk_bytes``.
 Random data is in ``test_properties_vlen.py``, zarr-python in ``test_interop_vlen.py``.
 """
 
@@ -620,3 +621,26 @@ def test_threads_write_and_read_disjoint_chunks(kind):
     for i, row in enumerate(rows):
         assert_same(row, data[i])
     assert_same(store.read_array(NODE), data)
+
+
+# -- bounded decoding: chunks larger than config.max_chunk_bytes ------------------------
+
+@pytest.mark.parametrize("compressors", [[], [Zstd(1)], [Gzip(1)], [Zstd(1), Crc32c()]],
+                         ids=["plain", "zstd", "gzip", "zstd+crc32c"])
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["fast-paths", "portable"])
+def test_chunks_beyond_max_chunk_bytes_are_refused(compressors, fast_paths):
+    # The metadata cannot fix a vlen chunk's size: config.max_chunk_bytes bounds
+    # what its stored bytes may decode to, exactly at the limit included.
+    store = zs.MemoryStore()
+    store.create_array(NODE, shape=(6,), chunks=(3,), dtype="string",
+                       codecs=[VlenUtf8(), *compressors])
+    values = strings(["x" * 100, "é" * 50, ""] * 2)
+    store.write_array(NODE, ..., values)
+    n = len(frame([v.encode() for v in values[:3].tolist()]))   # each chunk's frame
+    with zs.config.set(max_chunk_bytes=n, fast_paths=fast_paths):
+        assert_same(store.read_array(NODE), values)
+    with zs.config.set(max_chunk_bytes=n - 1, fast_paths=fast_paths):
+        with pytest.raises(zs.CodecError, match=f"g/text/c/1.*more than the {n - 1} "):
+            store.read_array(NODE, slice(3, 6))
+        with pytest.raises(zs.CodecError, match="g/text/c/0"):
+            store.write_array(NODE, 1, "partial writes decode the chunk first")

@@ -19,15 +19,33 @@ from store_contract import StoreContract
 zarr = pytest.importorskip("zarr")
 
 
+def _reopen_read_only(store):
+    store.close()
+    return zs.ZipStore(store.path, mode="r")
+
+
 class TestZipStore(StoreContract):
+    # One writer owns the archive's central directory: a "w" store does not pickle.
+    pickles_while_writable = False
+
     @pytest.fixture
     def make_store(self, tmp_path):
         counter = itertools.count()
         return lambda: zs.ZipStore(tmp_path / f"s{next(counter)}.zip", mode="w")
 
+    @pytest.fixture
+    def reopen_read_only(self):
+        return _reopen_read_only
+
 
 class TestZipStoreAppendMode(StoreContract):
     """Mode "a" on an archive that already holds unrelated entries."""
+
+    pickles_while_writable = False
+
+    @pytest.fixture
+    def reopen_read_only(self):
+        return _reopen_read_only
 
     @pytest.fixture
     def make_store(self, tmp_path):
@@ -396,3 +414,42 @@ def test_zarr_python_reads_zarrsync_zip(tmp_path):
             "g", "g/h", "g/h/arr"]
     finally:
         zstore.close()
+
+
+def _patch_central_directory(path, offset, value):
+    """Overwrite the 2-byte field at ``offset`` of the archive's one central
+    directory header (6: version needed to extract, 8: general purpose flags,
+    10: compression method)."""
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"PK\x01\x02") + offset
+    raw[at:at + 2] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("field,value,problem", [(8, 0x1, "encrypted"),
+                                                 (10, 99, "compression method")],
+                         ids=["encrypted", "unknown-compression"])
+def test_unreadable_entries_raise_store_error(tmp_path, field, value, problem):
+    """An entry zipfile cannot read (encrypted, or an unknown compression method)
+    is a StoreError naming the key, not zipfile's RuntimeError or
+    NotImplementedError."""
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("k", b"value")
+    _patch_central_directory(path, field, value)
+    with zs.ZipStore(path) as store:
+        assert store.list_prefix("") == ["k"]
+        for op in (lambda: store.get("k"), lambda: store.get_partial_values([("k", 0, 2)])):
+            with pytest.raises(zs.StoreError, match=f"entry 'k'.*{problem}"):
+                op()
+
+
+def test_an_archive_of_a_newer_zip_version_raises_store_error(tmp_path):
+    """zipfile refuses entries needing zip version > 6.3 with NotImplementedError
+    when it opens the archive: a StoreError naming the file."""
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("k", b"value")
+    _patch_central_directory(path, 6, 64)  # "version needed to extract": 6.4
+    with pytest.raises(zs.StoreError, match="cannot open .*d.zip.*zip file version 6.4"):
+        zs.ZipStore(path)

@@ -19,7 +19,11 @@ __all__ = ["Array"]
 
 
 class Attributes(MutableMapping):
-    """The user attributes of a node; changes are written to the store at once."""
+    """The user attributes of a node; changes are written to the store at once.
+
+    Pickles with its store (see ``Array``). Changes on a read-only store
+    raise ``ReadOnlyStoreError``.
+    """
 
     def __init__(self, store, node):
         self._store = store
@@ -34,11 +38,15 @@ class Attributes(MutableMapping):
         return self._read()[key]
 
     def __setitem__(self, key, value):
+        if self._store.read_only:
+            self._store._refuse_writes(f"set attrs[{key!r}] of", self._node.path)
         attrs = dict(self._read())
         attrs[key] = value
         self._store.set_attributes(self._node, attrs)
 
     def __delitem__(self, key):
+        if self._store.read_only:
+            self._store._refuse_writes(f"delete attrs[{key!r}] of", self._node.path)
         attrs = dict(self._read())
         del attrs[key]
         self._store.set_attributes(self._node, attrs)
@@ -64,6 +72,15 @@ class Array:
     store : zarrsync.storage.Store
     node : ArrayNode or str
         The array node, or its absolute path.
+
+    Notes
+    -----
+    The view pickles, with its store, at any point of its life (the store
+    stores its buffered chunks first): a dask worker in another process
+    reads and writes the same array, except on a ``MemoryStore``, of which
+    it gets a copy; a ``ZipStore`` open for writing raises ``StoreError``
+    (share one opened with mode "r"). Writes (``arr[...] = x``, ``resize``, ``attrs``) on a
+    store opened read-only raise ``ReadOnlyStoreError``.
 
     Examples
     --------
@@ -149,6 +166,8 @@ class Array:
         return np.flip(data, flip).copy() if flip else data
 
     def __setitem__(self, selection, value):
+        if self.store.read_only:
+            self.store._refuse_writes("assign to Array", f"{self.node.path} (arr[...] = x)")
         dtype = self.dtype
         sel, flip = self._positive(selection)
         if is_vlen(dtype):
@@ -186,6 +205,7 @@ class Array:
 
     def resize(self, shape):
         """Resize to ``shape`` (``reshape`` of the store API)."""
+        self.store._refuse_writes("resize Array", self.node.path)
         self.store.reshape(self.node, shape)
 
     def __repr__(self):

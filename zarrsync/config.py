@@ -50,6 +50,15 @@ cached_arrays : int, default 256
 stream_min_bytes : int, default 4 MiB
     Read outputs of this size or more are allocated on a cache line and
     written with non-temporal stores (a fast path).
+max_chunk_bytes : int, default ``min(4 GiB, physical memory)``
+    The most bytes one chunk may decode to (the inner chunk of a sharded
+    array read in parts). Metadata that declares larger chunks is a
+    ``ParseError``, and a variable-length chunk (strings, bytes) that would
+    decode to more is a ``CodecError``: data from elsewhere cannot make a
+    read allocate without bound. Raise it for data with larger chunks.
+max_document_bytes : int, default 256 MiB
+    The largest metadata document (``zarr.json``) zarrsync parses; a
+    larger one is a ``ParseError``, refused before it is read.
 fast_paths : bool, default True
     Use the native fast paths: zstd through the system's libzstd without
     the GIL (numcodecs' zstd otherwise), aligned outputs and non-temporal
@@ -64,6 +73,14 @@ import numpy as np
 
 __all__ = ["get", "set", "get_threads", "set_threads", "DEFAULTS"]
 
+def _physical_memory():
+    """The machine's physical memory in bytes (1 TiB where the system cannot say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
 #: The default of every setting.
 DEFAULTS = {
     "threads": os.cpu_count() or 1,
@@ -77,6 +94,8 @@ DEFAULTS = {
     "scratch_keep_bytes": 8 << 20,
     "cached_arrays": 256,
     "stream_min_bytes": 4 << 20,
+    "max_chunk_bytes": min(4 << 30, _physical_memory()),
+    "max_document_bytes": 256 << 20,
     "fast_paths": True,
 }
 
@@ -104,7 +123,8 @@ def _checked(name, value):
         value = operator.index(value)  # NumPy integers too
     except TypeError:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    least = 1 if name in ("threads", "tasks_per_thread", "task_bytes", "cached_arrays") else 0
+    least = 1 if name in ("threads", "tasks_per_thread", "task_bytes", "cached_arrays",
+                          "max_chunk_bytes", "max_document_bytes") else 0
     if value < least:
         raise ValueError(f"{name} must be >= {least}, got {value}")
     return value

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ._kernels import transform, vlen as vlen_kernels
-from .errors import InvalidDataType, ParseError
+from .errors import InvalidDataType, ParseError, short_repr
 
 __all__ = ["DATA_TYPES", "STRING_DTYPE", "BYTES_DTYPE", "parse_dtype", "dtype_name",
            "data_type_of", "is_vlen", "parse_fill_value", "encode_fill_value",
@@ -118,6 +118,7 @@ def is_vlen(dtype):
 
 # -- fill values ------------------------------------------------------------------
 
+
 def _uint_view(dtype):
     return np.dtype(f"u{dtype.itemsize}")
 
@@ -127,7 +128,15 @@ def _float_from_json(value, dtype, field):
     if isinstance(value, bool):
         raise ParseError(f"{field}: expected a number for {dtype.name}, got {value!r}")
     if isinstance(value, (int, float)):
-        return np.array(value, dtype=dtype)
+        finite = isinstance(value, int) or math.isfinite(value)
+        try:
+            with np.errstate(over="ignore"):
+                out = np.array(value, dtype=dtype)
+        except OverflowError:  # an int beyond float64
+            out = None
+        if finite and (out is None or not np.isfinite(out)):
+            raise ParseError(f"{field}: {short_repr(value)} is out of range for {dtype.name}")
+        return out
     if isinstance(value, str):
         special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
         if value in special:
@@ -137,10 +146,9 @@ def _float_from_json(value, dtype, field):
             if len(digits) != 2 * dtype.itemsize:
                 raise ParseError(f"{field}: {value!r} must have {2 * dtype.itemsize} hex "
                                  f"digits for {dtype.name}")
-            try:
-                bits = int(digits, 16)
-            except ValueError:
-                raise ParseError(f"{field}: {value!r} is not hexadecimal") from None
+            if not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise ParseError(f"{field}: {value!r} is not hexadecimal")
+            bits = int(digits, 16)
             return np.array(bits, dtype=_uint_view(dtype)).view(dtype)
     raise ParseError(f"{field}: {value!r} is not a valid {dtype.name} fill value")
 

@@ -29,6 +29,13 @@ __all__ = [
 ]
 
 
+def short_repr(value, limit=80):
+    """``repr(value)`` cut to ``limit`` characters: a message about hostile
+    input stays one readable line whatever the input holds."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class ZarrSyncError(Exception):
     """Base class of every error zarrsync raises."""
 

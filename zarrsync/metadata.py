@@ -11,9 +11,10 @@ import json
 import numpy as np
 
 from . import codecs as codecs_mod
+from . import config
 from .dtypes import (coerce_fill_value, data_type_of, dtype_name, encode_fill_value,
                      parse_dtype, parse_fill_value)
-from .errors import CodecError, ParseError
+from .errors import CodecError, ParseError, short_repr
 
 __all__ = ["ArrayMetadata", "GroupMetadata", "ChunkKeyEncoding", "node_type_of",
            "parse_dtype", "parse_fill_value", "encode_fill_value"]
@@ -25,6 +26,14 @@ _GROUP_KEYS = ("zarr_format", "node_type", "attributes")
 # Keys zarr-python writes on groups that older documents may hold as null.
 _TOLERATED_GROUP_KEYS = ("consolidated_metadata",)
 
+#: Deepest nesting of JSON arrays and objects a document may have. Real
+#: documents need a few levels (attributes perhaps a dozen); the bound keeps
+#: every walk over a document far from Python's recursion limit.
+MAX_JSON_DEPTH = 128
+#: Most dimensions an array may have (NumPy 2's limit).
+MAX_RANK = 64
+_INT64_MAX = 2 ** 63 - 1
+
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -34,22 +43,62 @@ def _require(doc, key, where):
     return doc[key]
 
 
+
 def _int_list(value, field, minimum):
     if not isinstance(value, (list, tuple)):
-        raise ParseError(f"{field}: expected a list of integers, got {value!r}")
+        raise ParseError(f"{field}: expected a list of integers, got {short_repr(value)}")
+    if len(value) > MAX_RANK:
+        raise ParseError(f"{field}: expected at most {MAX_RANK} dimensions, got {len(value)}")
     out = []
     for v in value:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-            raise ParseError(f"{field}: expected integers >= {minimum}, got {list(value)!r}")
+            raise ParseError(f"{field}: expected integers >= {minimum}, "
+                             f"got {short_repr(list(value))}")
+        if v > _INT64_MAX:
+            raise ParseError(f"{field}: {v} does not fit in int64")
         out.append(int(v))
     return tuple(out)
 
 
+def _check_extent(values, itemsize, field):
+    """``ParseError`` if ``values`` (a shape) counts more elements, or bytes
+    of ``itemsize`` each, than int64 can."""
+    count = 1
+    for v in values:
+        count *= v
+    if count * itemsize > _INT64_MAX:
+        raise ParseError(f"{field}: {list(values)} holds {count} elements of {itemsize} "
+                         f"bytes, more than int64 can count")
+    return count * itemsize
+
+
+def _check_decoded_sizes(chain, field):
+    """``ParseError`` if a read must decode more than ``max_chunk_bytes`` at
+    once: a chunk, or for shards read in parts (which may be larger), their
+    index and their inner chunks."""
+    limit = config.get("max_chunk_bytes")
+    while True:
+        nbytes = _check_extent(chain.chunk_shape, chain.dtype.itemsize, field)
+        inner = chain.inner_chunks
+        if inner is None:
+            if nbytes > limit:
+                raise ParseError(f"{field}: chunks of {list(chain.chunk_shape)} hold {nbytes} "
+                                 f"bytes decoded, more than max_chunk_bytes ({limit}; "
+                                 f"see zarrsync.config)")
+            return
+        if inner.index_size > limit:
+            raise ParseError(f"{field}: the shard index of {inner.n_inner} inner chunks "
+                             f"takes {inner.index_size} bytes, more than max_chunk_bytes "
+                             f"({limit}; see zarrsync.config)")
+        chain, field = inner.inner, f"{field} (sharding_indexed.chunk_shape)"
+
+
 def _check_header(doc, node_type, where):
     if _require(doc, "zarr_format", where) != 3:
-        raise ParseError(f"{where}: zarr_format must be 3, got {doc['zarr_format']!r}")
+        raise ParseError(f"{where}: zarr_format must be 3, got {short_repr(doc['zarr_format'])}")
     if _require(doc, "node_type", where) != node_type:
-        raise ParseError(f"{where}: node_type must be {node_type!r}, got {doc['node_type']!r}")
+        raise ParseError(f"{where}: node_type must be {node_type!r}, "
+                         f"got {short_repr(doc['node_type'])}")
 
 
 def _check_extra(doc, known, where, tolerated=()):
@@ -77,7 +126,32 @@ def _check_attributes(attributes, where):
     return attributes
 
 
+def _check_depth(doc, where):
+    """``ParseError`` if ``doc`` nests deeper than ``MAX_JSON_DEPTH`` (walked
+    without recursion)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ParseError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+
+
+def check_document_size(size, where):
+    """``ParseError`` if a document of ``size`` bytes is over ``max_document_bytes``."""
+    limit = config.get("max_document_bytes")
+    if size > limit:
+        raise ParseError(f"{where}: the document is {size} bytes, more than "
+                         f"max_document_bytes ({limit}; see zarrsync.config)")
+
+
 def load_json(text, where):
+    """The JSON object in ``text`` (``str`` or bytes-like); ``ParseError``
+    if it is too large, not UTF-8, not JSON, nested too deeply, or not an object."""
+    check_document_size(len(text), where)
     if isinstance(text, (bytes, bytearray, memoryview)):
         try:
             text = bytes(text).decode("utf-8")
@@ -85,10 +159,14 @@ def load_json(text, where):
             raise ParseError(f"{where}: not UTF-8: {e}") from None
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except RecursionError:
+        raise ParseError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:  # also integers of more digits than Python converts
         raise ParseError(f"{where}: not valid JSON: {e}") from None
     if not isinstance(doc, dict):
-        raise ParseError(f"{where}: a zarr.json document must be a JSON object")
+        raise ParseError(f"{where}: a zarr.json document must be a JSON object, "
+                         f"got {type(doc).__name__}")
+    _check_depth(doc, where)
     return doc
 
 
@@ -101,10 +179,12 @@ def node_type_of(text, where="zarr.json"):
     """``"array"`` or ``"group"`` from a ``zarr.json`` document; ``ParseError`` otherwise."""
     doc = load_json(text, where)
     if doc.get("zarr_format") != 3:
-        raise ParseError(f"{where}: zarr_format must be 3, got {doc.get('zarr_format')!r}")
+        raise ParseError(f"{where}: zarr_format must be 3, "
+                         f"got {short_repr(doc.get('zarr_format'))}")
     node_type = doc.get("node_type")
     if node_type not in ("array", "group"):
-        raise ParseError(f"{where}: node_type must be 'array' or 'group', got {node_type!r}")
+        raise ParseError(f"{where}: node_type must be 'array' or 'group', "
+                         f"got {short_repr(node_type)}")
     return node_type
 
 
@@ -166,11 +246,14 @@ class ArrayMetadata:
             raise ParseError(f"chunk_grid.configuration.chunk_shape: rank {len(self.chunks)} "
                              f"differs from the rank {len(self.shape)} of shape")
         self.dtype = parse_dtype(dtype)
+        _check_extent(self.shape, self.dtype.itemsize, "shape")
+        _check_extent(self.chunks, self.dtype.itemsize, "chunk_grid.configuration.chunk_shape")
         self.fill_value = coerce_fill_value(fill_value, self.dtype)
         if codecs is None:
             codecs = codecs_mod.default_codecs(self.dtype)
         self.chain = codecs_mod.CodecChain(codecs_mod.parse_codecs(codecs), self.dtype,
                                            self.chunks, self.fill_value)
+        _check_decoded_sizes(self.chain, "chunk_grid.configuration.chunk_shape")
         self.codecs = self.chain.codecs
         self.attributes = dict(_check_attributes(attributes, "array"))
         if dimension_names is not None:
@@ -178,7 +261,7 @@ class ArrayMetadata:
                     or len(dimension_names) != len(self.shape)
                     or not all(n is None or isinstance(n, str) for n in dimension_names)):
                 raise ParseError(f"dimension_names: expected {len(self.shape)} strings or "
-                                 f"nulls, got {dimension_names!r}")
+                                 f"nulls, got {short_repr(dimension_names)}")
             dimension_names = tuple(dimension_names)
         self.dimension_names = dimension_names
         self.key_encoding = ChunkKeyEncoding(chunk_key_encoding, separator)
@@ -207,7 +290,8 @@ class ArrayMetadata:
         """A copy of this metadata with another shape."""
         new = object.__new__(ArrayMetadata)
         new.__dict__.update(self.__dict__)
-        new.shape = tuple(int(s) for s in shape)
+        new.shape = _int_list(tuple(shape), "shape", 0)
+        _check_extent(new.shape, self.dtype.itemsize, "shape")
         return new
 
     def to_dict(self):
@@ -244,7 +328,7 @@ class ArrayMetadata:
         grid = _require(doc, "chunk_grid", where)
         if not isinstance(grid, dict) or grid.get("name") != "regular":
             raise ParseError(f"{where}: chunk_grid must be {{'name': 'regular', ...}}, "
-                             f"got {grid!r}")
+                             f"got {short_repr(grid)}")
         config = grid.get("configuration")
         if not isinstance(config, dict) or "chunk_shape" not in config:
             raise ParseError(f"{where}: chunk_grid.configuration.chunk_shape is missing")
@@ -266,7 +350,8 @@ class ArrayMetadata:
 
         transformers = doc.get("storage_transformers", [])
         if transformers != []:
-            raise ParseError(f"{where}: storage_transformers must be empty, got {transformers!r}")
+            raise ParseError(f"{where}: storage_transformers must be empty, "
+                             f"got {short_repr(transformers)}")
 
         attributes = _check_attributes(doc.get("attributes"), where)
         try:
@@ -319,14 +404,14 @@ class ChunkKeyEncoding:
         if isinstance(value, str):
             value = {"name": value}
         if not isinstance(value, dict) or value.get("name") not in ("default", "v2"):
-            raise ParseError(f"{where}: chunk_key_encoding {value!r} is not supported")
+            raise ParseError(f"{where}: chunk_key_encoding {short_repr(value)} is not supported")
         configuration = value.get("configuration") or {}
         if not isinstance(configuration, dict):
             raise ParseError(f"{where}: chunk_key_encoding.configuration must be an object")
         separator = configuration.get("separator")
         if separator is not None and separator not in ("/", "."):
             raise ParseError(f"{where}: chunk_key_encoding.configuration.separator must be "
-                             f"'/' or '.', got {separator!r}")
+                             f"'/' or '.', got {short_repr(separator)}")
         return cls(value["name"], separator)
 
     def to_dict(self):

@@ -20,9 +20,11 @@ from zarrsync._kernels.common cimport advise_hugepages
 cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
 
 
-def check_index(const uint64_t[::1] entries, uint64_t data_start, uint64_t data_end):
-    """Return -1 if every entry is empty or lies in ``[data_start, data_end)``,
-    else the number of the first inner chunk whose entry does not."""
+def check_index(const uint64_t[::1] entries, uint64_t data_start, uint64_t data_end,
+                uint64_t max_nbytes=EMPTY):
+    """Return -1 if every entry is empty or lies in ``[data_start, data_end)``
+    and holds at most ``max_nbytes`` bytes, else the number of the first
+    inner chunk whose entry does not."""
     cdef Py_ssize_t k, n = entries.shape[0] // 2
     cdef uint64_t off, size
     cdef Py_ssize_t bad = -1
@@ -32,7 +34,8 @@ def check_index(const uint64_t[::1] entries, uint64_t data_start, uint64_t data_
             size = entries[2 * k + 1]
             if off == EMPTY and size == EMPTY:
                 continue
-            if off < data_start or off > data_end or size > data_end - off:
+            if (off < data_start or off > data_end or size > data_end - off
+                    or size > max_nbytes):
                 bad = k
                 break
     return bad

@@ -14,7 +14,18 @@ pipeline uses whenever they are there, whatever the codec's name:
   chunks that can be read and written one by one (sharding).
 - bytes->bytes: ``decodes_into``, decoding into a buffer the caller reuses;
   ``native()``, a codec the kernels call without the GIL, so a batch of
-  chunks is encoded or decoded in one call.
+  chunks is encoded or decoded in one call; ``decodes_bounded``, see below.
+
+Bounded decoding: stored data is untrusted, so no decode may produce more
+than the array's metadata allows. The chain gives each bytes->bytes codec's
+``decode`` the most bytes it may produce (``max_size``): the next codec's
+input, known exactly for fixed-size data types (``encoded_size``) and
+bounded otherwise (``max_encoded_size`` of the codecs inside it, and
+``config.max_chunk_bytes`` where nothing smaller is known, as for
+variable-length data). A codec with ``decodes_bounded`` refuses data that
+would decode to more with a ``CodecError`` before it allocates much more
+than ``max_size``; for any other codec the chain checks the size after the
+decode, which refuses the chunk but does not bound the memory taken.
 """
 
 __all__ = ["Codec", "ArrayToArrayCodec", "ArrayToBytesCodec", "BytesToBytesCodec"]
@@ -84,6 +95,12 @@ class ArrayToBytesCodec(Codec):
         """The encoded size in bytes, or ``None`` if it depends on the data."""
         return None
 
+    def max_encoded_size(self, shape, dtype):
+        """The most bytes a chunk of ``shape`` and ``dtype`` may encode to,
+        or ``None`` if the data decides (the chain then uses
+        ``config.max_chunk_bytes``). Default: ``encoded_size``."""
+        return self.encoded_size(shape, dtype)
+
     def stores_raw(self, dtype):
         """True if a chunk of ``dtype`` is encoded as its elements in C order
         and this machine's byte order, exactly as they lie in memory."""
@@ -102,14 +119,30 @@ class BytesToBytesCodec(Codec):
         """``data`` encoded, as ``bytes``."""
         raise NotImplementedError
 
-    def decode(self, data, decoded_size=None):
-        """``data`` decoded; ``decoded_size`` is the size the array's metadata
-        implies, when it is fixed: a codec must not produce more than that."""
+    def decode(self, data, max_size=None):
+        """``data`` decoded, as a bytes-like object of at most ``max_size``
+        bytes (``None``: no bound).
+
+        ``max_size`` is the most the array's metadata allows (exactly the
+        size, for fixed-size data types). A codec with ``decodes_bounded``
+        raises ``CodecError`` for data that would decode to more, before
+        allocating much more than ``max_size``.
+        """
         raise NotImplementedError
 
     def size_after_encode(self, size):
         """The encoded size for ``size`` input bytes, if fixed, else ``None``."""
         return None
+
+    def max_encoded_size(self, size):
+        """The most bytes ``encode`` (and any other writer of this codec's
+        format, within reason) makes of ``size`` input bytes, or ``None`` if
+        unknown. Default: ``size_after_encode``."""
+        return self.size_after_encode(size)
+
+    #: True if ``decode(data, max_size)`` refuses data that would decode to
+    #: more than ``max_size`` before allocating much more than that.
+    decodes_bounded = False
 
     #: True if the codec has ``decode_into(data, out)``: decode into the
     #: writable buffer ``out``, which ``data`` must fill exactly (else

@@ -3,10 +3,15 @@
 https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#codecs
 The chain sums up what its codecs can do (``stores_raw``, ``inner_chunks``,
 ``native``), and the pipeline picks its steps from that.
+
+The chain also bounds every decode (see ``_base``): each bytes->bytes codec
+is given the most bytes its output may hold, from the raw form's size up
+through the codecs inside it, and no stage may produce more.
 """
 
 import numpy as np
 
+from .. import config
 from ..dtypes import is_vlen
 from ..errors import ArrayToBytesInvariant, CodecError, InvalidCodecOrdering, ZarrSyncError
 from ._base import ArrayToArrayCodec, ArrayToBytesCodec, BytesToBytesCodec
@@ -52,6 +57,7 @@ class CodecChain:
     ----------
     raw_nbytes : int or None
         The size of a chunk's raw form (what the array->bytes codec makes), if fixed.
+        Otherwise (variable-length data, sharding) ``limits()`` bounds it.
     stores_raw : bool
         A chunk's raw form is its elements in C order and this machine's byte
         order: chunks move between arrays and stored bytes without a chunk array.
@@ -80,18 +86,46 @@ class CodecChain:
         #: The shape the array->bytes codec sees (after every array->array codec).
         self.encoded_shape = shape
         self.raw_nbytes = self.array_bytes.encoded_size(shape, self.dtype)
-        # The size each bytes->bytes codec's decode must produce, where known
-        # (innermost codec first).
-        sizes = [self.raw_nbytes]
-        for c in self.bytes_bytes[:-1]:
-            sizes.append(None if sizes[-1] is None else c.size_after_encode(sizes[-1]))
-        self._decoded_sizes = tuple(sizes)
+        # Fixed sizes give limits that never change; others follow the config.
+        self._static_limits = self._compute_limits(None)
         self.stores_raw = (not self.array_array and not is_vlen(self.dtype)
                            and self.array_bytes.stores_raw(self.dtype))
         # Partial access works in the array's own coordinates and byte ranges:
         # no codec may transform the chunk before or after.
         self.inner_chunks = (None if self.array_array or self.bytes_bytes
                              else self.array_bytes.inner_chunks())
+
+    def _compute_limits(self, fallback):
+        # ``limits()`` with ``fallback`` where no codec bounds a size;
+        # ``None`` if one is needed and ``fallback`` is None.
+        raw = self.raw_nbytes
+        if raw is None and fallback is not None:
+            raw = self.array_bytes.max_encoded_size(self.encoded_shape, self.dtype)
+            raw = fallback if raw is None else raw
+        if raw is None:
+            return None
+        sizes = [raw]
+        for c in self.bytes_bytes:
+            size = c.max_encoded_size(sizes[-1])
+            if size is None:
+                if fallback is None:
+                    return None
+                size = max(sizes[-1], fallback)
+            sizes.append(size)
+        return sizes[0], tuple(sizes[:-1]), sizes[-1]
+
+    def limits(self):
+        """``(raw, decoded, stored)``: the most bytes a chunk's raw form may
+        hold (exactly ``raw_nbytes`` when fixed), the most each bytes->bytes
+        codec's decode may produce (a tuple, innermost codec first), and the
+        most a stored chunk may hold.
+
+        Sizes the codecs do not bound (variable-length data, codecs without
+        ``max_encoded_size``) are bounded by ``config.max_chunk_bytes``.
+        """
+        if self._static_limits is not None:
+            return self._static_limits
+        return self._compute_limits(config.get("max_chunk_bytes"))
 
     def encode(self, chunk):
         """Encode one chunk (an array of the chunk shape) to ``bytes``."""
@@ -107,8 +141,13 @@ class CodecChain:
         modifying. Any failure raises a ``CodecError`` naming ``key``.
         """
         try:
-            for c, size in zip(reversed(self.bytes_bytes), reversed(self._decoded_sizes)):
-                data = c.decode(data, size)
+            raw, decoded, _ = self.limits()
+            data = _decode_bounded(self.bytes_bytes, decoded, data)
+            if self.raw_nbytes is None and len(data) > raw:
+                # Fixed sizes are checked exactly by the array->bytes codec.
+                setting = " (config max_chunk_bytes)" if is_vlen(self.dtype) else ""
+                raise CodecError(f"{self.array_bytes.name}: the chunk holds {len(data)} bytes, "
+                                 f"more than the {raw} allowed{setting}")
             chunk = self.array_bytes.decode(data, self.encoded_shape, self.dtype)
             for c in reversed(self.array_array):
                 chunk = c.decode(chunk)
@@ -132,8 +171,7 @@ class CodecChain:
         codecs = self.bytes_bytes
         try:
             if codecs:
-                for c, size in zip(reversed(codecs[1:]), reversed(self._decoded_sizes[1:])):
-                    data = c.decode(data, size)
+                data = _decode_bounded(codecs[1:], self.limits()[1][1:], data)
                 if codecs[0].decodes_into:
                     target = memoryview(out)[:self.raw_nbytes]
                     codecs[0].decode_into(data, target)
@@ -156,6 +194,18 @@ class CodecChain:
 
     def to_dicts(self):
         return [c.to_dict() for c in self.codecs]
+
+
+def _decode_bounded(codecs, limits, data):
+    """``data`` decoded by the bytes->bytes ``codecs`` (outermost last), each
+    given its limit; a codec that cannot bound its output is checked after."""
+    for c, limit in zip(reversed(codecs), reversed(limits)):
+        data = c.decode(data, limit)
+        n = memoryview(data).nbytes
+        if n > limit:
+            raise CodecError(f"{c.name}: the data decoded to {n} bytes, more than the "
+                             f"{limit} bytes expected")
+    return data
 
 
 def decode_error(e, key):

@@ -30,10 +30,16 @@ class Crc32c(BytesToBytesCodec):
     def encode(self, data):
         return transform.append_crc32c(data, _crc32c_lib.crc32c(data))
 
-    def decode(self, data, decoded_size=None):
+    #: Decoding takes a view of the input: it allocates nothing.
+    decodes_bounded = True
+
+    def decode(self, data, max_size=None):
         view = memoryview(data)
         if len(view) < 4:
             raise CodecError(f"crc32c: a framed value needs at least 4 bytes, got {len(view)}")
+        if max_size is not None and len(view) - 4 > max_size:
+            raise CodecError(f"crc32c: the data holds {len(view) - 4} bytes and a checksum, "
+                             f"more than the {max_size} bytes expected")
         stored = transform.stored_crc32c(view)
         payload = view[:-4]
         actual = _crc32c_lib.crc32c(payload)

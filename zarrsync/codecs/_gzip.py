@@ -11,7 +11,9 @@ faster than the standard library's zlib at compressing
 
 Members are written with mtime 0, so a chunk's bytes are reproducible.
 Reading takes one or more gzip members (or zlib streams), member by member,
-and never produces more than the size the array's metadata implies.
+and never produces more than the size the array's metadata implies: ISA-L's
+decompressor stops at that size plus one byte (``max_length``), so a member
+holding more is refused before it is inflated further.
 """
 
 import zlib
@@ -94,5 +96,12 @@ class Gzip(BytesToBytesCodec):
             return zlib.compress(data, 0, _GZIP_WBITS)
         return isal_zlib.compress(data, _ISAL_LEVEL[self.level], _GZIP_WBITS)
 
-    def decode(self, data, decoded_size=None):
-        return _members(data, decoded_size)
+    decodes_bounded = True
+
+    def max_encoded_size(self, size):
+        # Above zlib's deflateBound for any settings (fixed Huffman blocks,
+        # about 13% over) with room for a header's optional fields.
+        return size + (size >> 3) + (size >> 7) + (64 << 10)
+
+    def decode(self, data, max_size=None):
+        return _members(data, max_size)

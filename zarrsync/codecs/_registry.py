@@ -4,7 +4,7 @@ Holds no codec itself: ``codecs/__init__`` registers the built-in ones, so
 any codec module may build codecs from JSON without importing the others.
 """
 
-from ..errors import CodecError
+from ..errors import CodecError, short_repr
 from ._base import Codec
 
 __all__ = ["register_codec", "from_dict", "parse_codecs"]
@@ -28,16 +28,17 @@ def from_dict(d):
     if isinstance(d, str):
         d = {"name": d}
     if not isinstance(d, dict) or "name" not in d:
-        raise CodecError(f"a codec must be an object with a 'name', got {d!r}")
+        raise CodecError(f"a codec must be an object with a 'name', got {short_repr(d)}")
     name = d["name"]
     if not isinstance(name, str):
-        raise CodecError(f"a codec name must be a string, got {name!r}")
+        raise CodecError(f"a codec name must be a string, got {short_repr(name)}")
     extra = set(d) - {"name", "configuration", "must_understand"}
     if extra:
-        raise CodecError(f"codec {name!r} has unknown fields {sorted(extra)}")
+        raise CodecError(f"codec {short_repr(name)} has unknown fields "
+                         f"{short_repr(sorted(extra))}")
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise CodecError(f"unknown codec {name!r}")
+        raise CodecError(f"unknown codec {short_repr(name)}")
     configuration = d.get("configuration", {})
     if not isinstance(configuration, dict):
         raise CodecError(f"codec {name!r} configuration must be an object")
@@ -48,4 +49,6 @@ def parse_codecs(codecs):
     """A list of codec objects from codec objects and/or JSON dicts."""
     if isinstance(codecs, (Codec, dict, str)):
         codecs = [codecs]
+    if not isinstance(codecs, (list, tuple)):
+        raise CodecError(f"codecs must be a list of codecs, got {short_repr(codecs)}")
     return [from_dict(c) for c in codecs]

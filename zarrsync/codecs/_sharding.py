@@ -158,6 +158,12 @@ class ShardingIndexed(ArrayToBytesCodec):
         bound.index_size = size
         return bound
 
+    def max_encoded_size(self, shape, dtype):
+        """The index and every inner chunk at the most its codecs store."""
+        if self.inner is None:
+            return None
+        return self.index_size + self.n_inner * self.inner.limits()[2]
+
     def _require_bound(self):
         if self.inner is None:
             raise CodecError("sharding_indexed is used before being bound to an array")
@@ -253,12 +259,21 @@ class ShardingIndexed(ArrayToBytesCodec):
             end = shard_size
         else:
             end = shard_size - self.index_size
-        bad = shard_kernels.check_index(entries, start, max(start, end))
+        # No inner chunk may be larger than its codecs can make of one: a
+        # byte range read is then never larger than that either.
+        most = self.inner.limits()[2]
+        bad = shard_kernels.check_index(entries, start, max(start, end), min(most, EMPTY))
         if bad >= 0:
+            offset, nbytes = int(entries[2 * bad]), int(entries[2 * bad + 1])
+            if nbytes > most and not (offset == EMPTY and nbytes == EMPTY):
+                raise CodecError(
+                    f"{_where(key)}index entry {bad} (offset {offset}, nbytes {nbytes}) "
+                    f"declares an inner chunk of {nbytes} bytes, more than the {most} "
+                    f"bytes its codecs store at most")
             where = "its data" if shard_size is None else f"the shard's {shard_size} bytes"
             raise CodecError(
-                f"{_where(key)}index entry {bad} (offset {int(entries[2 * bad])}, "
-                f"nbytes {int(entries[2 * bad + 1])}) lies outside {where}")
+                f"{_where(key)}index entry {bad} (offset {offset}, "
+                f"nbytes {nbytes}) lies outside {where}")
         return entries
 
     # -- reading parts of shards ---------------------------------------------------

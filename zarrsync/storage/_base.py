@@ -9,10 +9,17 @@ which each store object delegates to.
 
 from abc import ABCMeta, abstractmethod
 
+from ..errors import ReadOnlyStoreError
 from ._buffer import watch_key_value_methods
 from ._hierarchy import Hierarchy
 
 __all__ = ["Store"]
+
+
+def _path_of(node):
+    """A node's path for messages (whatever the caller passed, if it is no node)."""
+    path = getattr(node, "path", None)
+    return path if isinstance(path, str) else repr(node)
 
 
 class Store(metaclass=ABCMeta):
@@ -24,6 +31,11 @@ class Store(metaclass=ABCMeta):
     it may override ``get_many``, ``set_many``, ``getsize`` and
     ``move_prefix`` where it has a better way, and sets the capability
     attributes that hold for it.
+
+    A backend that can be opened read-only overrides ``read_only`` (and
+    ``mode``); every hierarchy write method then raises
+    ``ReadOnlyStoreError`` naming the call before touching anything, and the
+    backend's own ``set``, ``erase``, ... call ``_refuse_writes``.
     """
 
     #: ``get`` returns the stored ``bytes`` object itself, which a rewrite
@@ -63,6 +75,31 @@ class Store(metaclass=ABCMeta):
         state = dict(self.__dict__)
         state.pop("_zs_hierarchy", None)
         return state
+
+    # -- read-only stores -----------------------------------------------------------------
+
+    @property
+    def read_only(self):
+        """True if every write method raises ``ReadOnlyStoreError`` (a store opened with
+        mode "r"); False for backends without modes."""
+        return False
+
+    @property
+    def mode(self):
+        """The mode the store was opened with; "r" or "a" for backends without modes."""
+        return "r" if self.read_only else "a"
+
+    def _description(self):
+        """How error messages name this store (its class, and its path if it has one)."""
+        return type(self).__name__
+
+    def _refuse_writes(self, call, target=None):
+        """Raise ``ReadOnlyStoreError`` naming the public ``call`` (and the node, key or
+        prefix ``target``) if the store is read-only."""
+        if self.read_only:
+            what = f"{call} {target}" if target is not None else call
+            raise ReadOnlyStoreError(f"cannot {what}: {self._description()} is open "
+                                     f"read-only (mode {self.mode!r})")
 
     # -- the key-value interface ----------------------------------------------------------
 
@@ -110,6 +147,10 @@ class Store(metaclass=ABCMeta):
 
     def set_many(self, keys, values):
         """Store each of ``values`` at its key of ``keys``; ``None`` erases the key."""
+        if self.read_only:
+            keys = list(keys)
+            shown = repr(keys) if len(keys) <= 3 else repr(keys[:3])[:-1] + ", ...]"
+            self._refuse_writes("set_many", shown)
         for key, value in zip(keys, values):
             if value is None:
                 self.erase(key)
@@ -131,6 +172,7 @@ class Store(metaclass=ABCMeta):
         The default copies everything first and deletes the old keys last, so
         a failure leaves every value reachable under at least one prefix.
         """
+        self._refuse_writes("move_prefix", f"{old!r} to {new!r}")
         keys = self.list_prefix(old)
         for key in keys:
             value = self.get(key)
@@ -147,6 +189,7 @@ class Store(metaclass=ABCMeta):
         A no-op if the group already exists; ``NodeExists`` if an array is
         at that path or above it.
         """
+        self._refuse_writes("create_group", _path_of(node))
         return self._hierarchy.create_group(node, attrs)
 
     def create_array(self, node, *, shape, chunks, dtype, fill_value=None, codecs=None,
@@ -178,6 +221,7 @@ class Store(metaclass=ABCMeta):
         InvalidCodecOrdering, InvalidTransposeOrder, InvalidShardingChunkShape,
         InvalidZstdLevel
         """
+        self._refuse_writes("create_array", _path_of(node))
         return self._hierarchy.create_array(
             node, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value,
             codecs=codecs, dimension_names=dimension_names, attributes=attributes,
@@ -205,14 +249,17 @@ class Store(metaclass=ABCMeta):
 
     def erase_group_node(self, node):
         """Erase group ``node`` and everything under it; a no-op if it is absent."""
+        self._refuse_writes("erase_group_node", _path_of(node))
         self._hierarchy.erase_group_node(node)
 
     def erase_array_node(self, node):
         """Erase array ``node`` and its chunks; a no-op if it is absent."""
+        self._refuse_writes("erase_array_node", _path_of(node))
         self._hierarchy.erase_array_node(node)
 
     def erase_all_nodes(self):
         """Delete every node (and every key) of the store."""
+        self._refuse_writes("erase_all_nodes", None)
         self._hierarchy.erase_all_nodes()
 
     def group_exists(self, node):
@@ -229,14 +276,17 @@ class Store(metaclass=ABCMeta):
         Returns the new ``GroupNode``. Raises ``KeyNotFound``,
         ``CannotRenameRoot``, ``NodeInvariant`` or ``NodeExists``.
         """
+        self._refuse_writes("rename_group", _path_of(node))
         return self._hierarchy.rename_group(node, new_name)
 
     def rename_array(self, node, new_name):
         """Rename array ``node`` (and move its chunks) to ``new_name``; returns the new node."""
+        self._refuse_writes("rename_array", _path_of(node))
         return self._hierarchy.rename_array(node, new_name)
 
     def set_attributes(self, node, attributes):
         """Replace the user attributes of array or group ``node``."""
+        self._refuse_writes("set_attributes", _path_of(node))
         self._hierarchy.set_attributes(node, attributes)
 
     def read_array(self, node, selection=Ellipsis, dtype=None):
@@ -255,6 +305,7 @@ class Store(metaclass=ABCMeta):
         Chunks that end up all fill value are erased rather than stored.
         Raises ``KeyNotFound``, ``InvalidDataType`` or ``InvalidArraySlice``.
         """
+        self._refuse_writes("write_array", _path_of(node))
         self._hierarchy.write_array(node, selection, x)
 
     def reshape(self, node, shape):
@@ -265,6 +316,7 @@ class Store(metaclass=ABCMeta):
         growing the array again shows fill values there, never old data.
         Raises ``KeyNotFound`` or ``InvalidResizeShape``.
         """
+        self._refuse_writes("reshape", _path_of(node))
         self._hierarchy.reshape(node, shape)
 
     def flush(self):

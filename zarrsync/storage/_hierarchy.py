@@ -17,9 +17,10 @@ import numpy as np
 from .. import config, pipeline
 from ..dtypes import coerce_value, dtype_name, parse_dtype
 from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
-                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant)
+                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant, ParseError)
 from ..indexing import normalize_selection
-from ..metadata import ArrayMetadata, GroupMetadata, load_json, node_type_of
+from ..metadata import (ArrayMetadata, GroupMetadata, check_document_size, load_json,
+                        node_type_of)
 from ..nodes import ArrayNode, GroupNode, validate_name
 from ._buffer import WriteBuffer
 
@@ -119,9 +120,22 @@ class Hierarchy:
 
     # -- documents --------------------------------------------------------------------------
 
+    def _documents(self, keys):
+        """The metadata documents at ``keys`` (``None`` where absent), each read
+        only up to ``max_document_bytes`` (one byte more tells a larger one)."""
+        limit = config.get("max_document_bytes")
+        raws = self.store.get_partial_values([(key, 0, limit + 1) for key in keys])
+        for key, raw in zip(keys, raws):
+            if raw is not None:
+                check_document_size(len(raw), key)
+        return raws
+
+    def _document(self, key):
+        return self._documents([key])[0]
+
     def _node_type(self, node):
         """``"array"``, ``"group"`` or ``None`` for the node's path."""
-        raw = self.store.get(node.metadata_key)
+        raw = self._document(node.metadata_key)
         if raw is None:
             return None
         return node_type_of(raw, node.metadata_key)
@@ -131,7 +145,7 @@ class Hierarchy:
         if not isinstance(node, ArrayNode):
             raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
         key = node.metadata_key
-        raw = self.store.get(key)
+        raw = self._document(key)
         if raw is None:
             raise KeyNotFound(f"array {node.path} is not a member of the store")
         hit = self._layouts.get(key)
@@ -209,7 +223,7 @@ class Hierarchy:
     def group_metadata(self, node):
         if not isinstance(node, GroupNode):
             raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
-        raw = self.store.get(node.metadata_key)
+        raw = self._document(node.metadata_key)
         if raw is None:
             raise KeyNotFound(f"group {node.path} is not a member of the store")
         doc = load_json(raw, node.metadata_key)
@@ -226,7 +240,7 @@ class Hierarchy:
         _, names = self.store.list_dir(prefix)
         keys = [prefix + name + "/zarr.json" for name in names]
         arrays, groups = [], []
-        for name, key, raw in zip(names, keys, self.store.get_many(keys)):
+        for name, key, raw in zip(names, keys, self._documents(keys)):
             if raw is None:
                 continue
             kind = node_type_of(raw, key)
@@ -242,7 +256,7 @@ class Hierarchy:
         keys = [k for k in self.store.list_prefix("")
                 if k == "zarr.json" or k.endswith("/zarr.json")]
         arrays, groups = [], []
-        for key, raw in zip(keys, self.store.get_many(keys)):
+        for key, raw in zip(keys, self._documents(keys)):
             if raw is None:
                 continue
             kind = node_type_of(raw, key)
@@ -355,6 +369,10 @@ class Hierarchy:
                                      f"cannot resize to {shape}")
         if any(s < 0 for s in shape):
             raise InvalidResizeShape(f"a shape must not be negative: {shape}")
+        try:
+            resized = meta.with_shape(shape)
+        except ParseError as e:
+            raise InvalidResizeShape(f"cannot resize array {node.path} to {shape}: {e}") from None
         shrunk = [d for d, (new, old) in enumerate(zip(shape, meta.shape)) if new < old]
         for d in shrunk:
             # The boundary chunks keep their part inside the new shape; the
@@ -372,4 +390,4 @@ class Hierarchy:
                 if coords is not None and any(c * n >= s for c, n, s in
                                               zip(coords, meta.chunks, shape)):
                     self.store.erase(key)
-        self._set_array_document(node, meta.with_shape(shape))
+        self._set_array_document(node, resized)

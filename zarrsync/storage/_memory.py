@@ -26,6 +26,12 @@ class MemoryStore(Store):
     store_dict : dict, optional
         Initial ``{key: bytes}`` contents (copied).
 
+    Notes
+    -----
+    Always read-write (``mode`` is "a"). The store pickles as a copy of its
+    contents (buffered chunks stored first): in another process it is an
+    independent store, and writes there are not seen here, nor the other way.
+
     Examples
     --------
     >>> import zarrsync as zs
@@ -47,6 +53,7 @@ class MemoryStore(Store):
                 self.set(key, value)
 
     def __getstate__(self):
+        # A copy of the contents: the dict may change while it is pickled.
         state = super().__getstate__()
         state["_data"] = self.to_dict()
         del state["_lock"]

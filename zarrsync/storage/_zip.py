@@ -21,14 +21,22 @@ A store opened with mode "w" or "a" is a complete zip archive only after
 ``close``. Mode "a" on an archive that already holds several entries of one
 name (zarr-python writes those when a key is set twice) uses the last one,
 and ``close`` drops the others.
+
+Sharing with other processes: a store open for reading (mode "r") pickles,
+and the copy re-opens the archive by its path, read-only. One open for
+writing does not: its single writer owns the archive's central directory,
+which only its ``close`` writes, so pickling it (or a closed store) raises
+``StoreError``. Close it and share ``ZipStore(path, mode="r")`` instead.
 """
 
 import os
 import secrets
+import struct
 import threading
 import zipfile
+import zlib
 
-from ..errors import ReadOnlyStoreError, StoreError
+from ..errors import StoreError
 from ._base import Store
 
 __all__ = ["ZipStore"]
@@ -37,6 +45,19 @@ __all__ = ["ZipStore"]
 # always makes the same bytes.
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _MODES = ("r", "w", "a")
+
+# What zipfile raises for a damaged or unreadable entry: a bad header or CRC,
+# truncated data, a corrupt deflate stream, an encrypted entry (RuntimeError),
+# an unknown compression method or zip version, a name that is not UTF-8
+# (ValueError) or a short record (struct.error).
+_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError,
+                NotImplementedError, ValueError, struct.error)
+try:
+    import lzma
+except ImportError:  # Python built without it: zipfile cannot read such entries either
+    pass
+else:
+    _READ_ERRORS += (lzma.LZMAError,)
 
 
 def _key_problem(name):
@@ -92,6 +113,11 @@ class ZipStore(Store):
 
     All methods hold one lock, so the store may be shared by threads.
 
+    A store open with mode "r" pickles: the copy (in another process, say)
+    opens the archive again by its path, read-only. A store open for writing
+    raises ``StoreError`` when pickled: only it can write the central
+    directory, at ``close``. So does a closed store.
+
     Examples
     --------
     >>> import zarrsync as zs
@@ -129,6 +155,9 @@ class ZipStore(Store):
             raise StoreError(f"cannot open {self._path!r}: not a valid zip file ({e})") from e
         except OSError as e:
             raise StoreError(f"cannot open zip file {self._path!r} (mode {mode!r}): {e}") from e
+        except _READ_ERRORS as e:
+            raise StoreError(f"cannot open {self._path!r}: not a zip file zarrsync can "
+                             f"read ({type(e).__name__}: {e})") from e
         try:
             for info in zf.infolist():
                 name = info.filename
@@ -153,11 +182,40 @@ class ZipStore(Store):
 
     @property
     def mode(self):
+        """The mode the archive was opened with: "r", "w" or "a"."""
         return self._mode
+
+    @property
+    def read_only(self):
+        """True for mode "r": every write method raises ``ReadOnlyStoreError``."""
+        return self._mode == "r"
 
     @property
     def closed(self):
         return self._zf is None
+
+    def _description(self):
+        return f"ZipStore {self._path!r}"
+
+    # -- pickling ---------------------------------------------------------------------
+
+    def __getstate__(self):
+        if self._zf is None:
+            raise StoreError(f"cannot pickle ZipStore {self._path!r}: it is closed; "
+                             f"share ZipStore(path, mode='r') instead")
+        if self._mode != "r":
+            raise StoreError(
+                f"cannot pickle ZipStore {self._path!r} open with mode {self._mode!r}: "
+                f"its one writer owns the archive's central directory (written at close), "
+                f"so no other process can read or write it meanwhile; close it and share "
+                f"ZipStore(path, mode='r') instead")
+        # Everything the copy needs to open the archive again, read-only.
+        return {"path": self._path, "compression": self._compression,
+                "compresslevel": self._compresslevel}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], "r", compression=state["compression"],
+                      compresslevel=state["compresslevel"])
 
     def __repr__(self):
         state = "closed" if self._zf is None else f"{len(self._entries)} keys"
@@ -170,11 +228,10 @@ class ZipStore(Store):
             raise StoreError(f"ZipStore {self._path!r} is closed")
         return self._zf
 
-    def _writable_zip(self, action, key):
+    def _writable_zip(self, call, target):
+        """The open ``ZipFile``; ``ReadOnlyStoreError`` naming ``call`` in mode "r"."""
         zf = self._open_zip()
-        if self._mode == "r":
-            raise ReadOnlyStoreError(f"ZipStore {self._path!r} is open read-only (mode 'r'): "
-                                     f"cannot {action} {key!r}")
+        self._refuse_writes(call, target)
         return zf
 
     # -- reading ----------------------------------------------------------------------
@@ -182,7 +239,7 @@ class ZipStore(Store):
     def _read(self, zf, key, info):
         try:
             return zf.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+        except _READ_ERRORS as e:
             raise StoreError(f"{self._path!r}: cannot read entry {key!r}: {e}") from e
 
     def get(self, key):
@@ -215,7 +272,7 @@ class ZipStore(Store):
                         # Seeking a stored entry skips straight to the range.
                         f.seek(start)
                         out.append(f.read(end - start))
-                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                except _READ_ERRORS as e:
                     raise StoreError(f"{self._path!r}: cannot read entry {key!r}: {e}") from e
         return out
 
@@ -235,7 +292,7 @@ class ZipStore(Store):
         info.compress_type = self._compression
         info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
         with self._lock:
-            zf = self._writable_zip("set", key)
+            zf = self._writable_zip("set", repr(key))
             # The older entry stays in the file until close() compacts it.
             # Forget it in zipfile's name map first, so zipfile does not warn
             # "Duplicate name" (we track entries ourselves).
@@ -250,13 +307,13 @@ class ZipStore(Store):
 
     def erase(self, key):
         with self._lock:
-            self._writable_zip("erase", key)
+            self._writable_zip("erase", repr(key))
             if self._entries.pop(key, None) is not None:
                 self._dead += 1
 
     def erase_prefix(self, prefix):
         with self._lock:
-            self._writable_zip("erase prefix", prefix)
+            self._writable_zip("erase_prefix", repr(prefix))
             doomed = [k for k in self._entries if k.startswith(prefix)]
             for key in doomed:
                 del self._entries[key]
@@ -266,7 +323,7 @@ class ZipStore(Store):
         """Copy every key under ``old`` to ``new``, then erase the old keys (one step
         for other threads: the lock is held throughout)."""
         with self._lock:
-            self._writable_zip("move prefix", old)
+            self._writable_zip("move_prefix", f"{old!r} to {new!r}")
             super().move_prefix(old, new)
 
     # -- listing ----------------------------------------------------------------------
