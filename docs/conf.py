@@ -11,5 +11,6 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
 numpydoc_show_class_members = False
+myst_heading_anchors = 3  # links such as usage.md#opening-data-you-do-not-trust
 exclude_patterns = ["_build"]
 html_theme = "alabaster"

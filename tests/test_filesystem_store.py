@@ -816,3 +816,18 @@ def test_a_link_cycle_ends_listing(tmp_path):
     assert store.list_dir("") == ([], ["g"])
     assert store.find_all_nodes() == ([], [])
     assert store.get("loop/g/h/k") == b"v"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_under_a_key_holds_no_value_and_never_blocks(tmp_path):
+    """A FIFO planted where a chunk would be (an unpacked tar can hold one)
+    used to block ``get`` forever: nothing ever writes to it."""
+    store = zs.FilesystemStore(tmp_path)
+    node = zs.ArrayNode.of_path("/a")
+    store.create_array(node, shape=(4,), chunks=(2,), dtype="int32", fill_value=-1)
+    os.makedirs(tmp_path / "a" / "c")
+    os.mkfifo(tmp_path / "a" / "c" / "0")
+    assert store.get("a/c/0") is None
+    assert store.get_partial_values([("a/c/0", 0, 4)]) == [None]
+    assert store.getsize("a/c/0") is None
+    np.testing.assert_array_equal(store.read_array(node), [-1, -1, -1, -1])

@@ -636,6 +636,9 @@ def test_codec_fields_of_the_wrong_type_are_parse_errors(codecs, message):
      "chunk_shape: 9223372036854775808 does not fit in int64"),
     ({"chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2 ** 40, 2 ** 30]}}},
      "chunk_shape: .* more than int64 can count"),
+    ({"shape": [2 ** 63 - 1, 1], "data_type": "int8", "fill_value": 0},
+     "shape: 9223372036854775807 on axis 0 with chunks of 5 makes a chunk grid that ends "
+     "past int64"),
     ({"fill_value": 10 ** 400}, "fill_value: 1000.* is out of range for float32"),
     ({"fill_value": 1e300}, "fill_value: 1e\\+300 is out of range for float32"),
     ({"fill_value": "0x-fff0000"}, "is not hexadecimal"),
@@ -687,7 +690,23 @@ def test_resizing_past_int64_is_an_invalid_resize_shape():
     store.create_array(node, shape=(4,), chunks=(2,), dtype="float64")
     with pytest.raises(zs.InvalidResizeShape, match="more than int64 can count"):
         store.reshape(node, (2 ** 61,))
+    bools = ArrayNode.of_path("/b")
+    store.create_array(bools, shape=(4,), chunks=(2,), dtype="bool")
+    with pytest.raises(zs.InvalidResizeShape, match="ends past int64"):
+        store.reshape(bools, (2 ** 63 - 2,))
     assert store.array_metadata(node).shape == (4,)
+
+
+def test_a_grid_ending_near_int64_reads_its_last_elements():
+    """The largest shape whose chunk grid fits: the fuzzer's MemoryError at
+    2 ** 63 - 1 was the grid's end overflowing in the kernels."""
+    store = zs.MemoryStore()
+    node = ArrayNode.of_path("/a")
+    n = 2 ** 63 - 5
+    store.create_array(node, shape=(n,), chunks=(4,), dtype="bool")
+    store.write_array(node, (slice(n - 2, n),), np.array([True, False]))
+    np.testing.assert_array_equal(store.read_array(node, (slice(n - 3, n),)),
+                                  [False, True, False])
 
 
 def test_documents_larger_than_max_document_bytes_are_refused_unread():

@@ -453,3 +453,26 @@ def test_an_archive_of_a_newer_zip_version_raises_store_error(tmp_path):
     _patch_central_directory(path, 6, 64)  # "version needed to extract": 6.4
     with pytest.raises(zs.StoreError, match="cannot open .*d.zip.*zip file version 6.4"):
         zs.ZipStore(path)
+
+
+def test_an_entry_inflating_past_max_chunk_bytes_is_refused_unread(tmp_path):
+    """A zip bomb: a deflated entry under a chunk key that inflates far past
+    any chunk. zipfile stops at the declared size; the store refuses to
+    inflate more than ``max_chunk_bytes`` before reading anything."""
+    path = tmp_path / "bomb.zip"
+    node = ArrayNode.of_path("/a")
+    with zs.ZipStore(path, mode="w") as store:
+        store.create_array(node, shape=(4,), chunks=(4,), dtype="uint8", codecs=[Bytes()])
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/c/0", bytes(8 << 20))  # 8 MiB of zeros in about 8 KiB
+    with zs.ZipStore(path, mode="r") as store, zs.config.set(max_chunk_bytes=1 << 20):
+        with pytest.raises(zs.StoreError, match="'a/c/0' is compressed in the archive and "
+                                                "reading it takes 8388608 bytes"):
+            store.read_array(node)
+        with pytest.raises(zs.StoreError, match="max_chunk_bytes"):
+            store.get_partial_values([("a/c/0", 0, 2 << 20)])
+        assert store.get_partial_values([("a/c/0", 0, 4)]) == [bytes(4)]
+        assert store.getsize("a/c/0") == 8 << 20
+    with zs.ZipStore(path, mode="r") as store:  # within the default bound: read as it is
+        with pytest.raises(zs.CodecError, match="a/c/0"):
+            store.read_array(node)  # 8 MiB where 4 bytes belong

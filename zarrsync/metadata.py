@@ -60,6 +60,15 @@ def _int_list(value, field, minimum):
     return tuple(out)
 
 
+def _check_grid(shape, chunks):
+    """``ParseError`` if the chunk grid reaches past int64: the last chunk of
+    an axis ends at most one chunk past the shape, and the kernels compute that end."""
+    for d, (n, c) in enumerate(zip(shape, chunks)):
+        if n + c > _INT64_MAX:
+            raise ParseError(f"shape: {n} on axis {d} with chunks of {c} makes a chunk grid "
+                             f"that ends past int64")
+
+
 def _check_extent(values, itemsize, field):
     """``ParseError`` if ``values`` (a shape) counts more elements, or bytes
     of ``itemsize`` each, than int64 can."""
@@ -248,6 +257,7 @@ class ArrayMetadata:
         self.dtype = parse_dtype(dtype)
         _check_extent(self.shape, self.dtype.itemsize, "shape")
         _check_extent(self.chunks, self.dtype.itemsize, "chunk_grid.configuration.chunk_shape")
+        _check_grid(self.shape, self.chunks)
         self.fill_value = coerce_fill_value(fill_value, self.dtype)
         if codecs is None:
             codecs = codecs_mod.default_codecs(self.dtype)
@@ -292,6 +302,7 @@ class ArrayMetadata:
         new.__dict__.update(self.__dict__)
         new.shape = _int_list(tuple(shape), "shape", 0)
         _check_extent(new.shape, self.dtype.itemsize, "shape")
+        _check_grid(new.shape, self.chunks)
         return new
 
     def to_dict(self):

@@ -59,7 +59,8 @@ _CAN_CONFINE = bool(_O_NOFOLLOW and _O_DIRECTORY and os.open in os.supports_dir_
                     and os.scandir in os.supports_fd and shutil.rmtree.avoids_symlink_attacks)
 _DIR_NOFOLLOW = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 # O_NONBLOCK: opening a FIFO planted under a key must not hang the reader.
-_FILE_NOFOLLOW = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
+_FILE_FOLLOW = os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC
+_FILE_NOFOLLOW = _FILE_FOLLOW | _O_NOFOLLOW
 # What open(2) says for a link opened with O_NOFOLLOW: ELOOP (Linux, macOS),
 # EMLINK (FreeBSD), ENOTDIR with O_DIRECTORY (Linux).
 _LINK_ERRNOS = (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
@@ -459,10 +460,17 @@ class FilesystemStore(Store):
             return self._get_confined(key)
         path = self._file(key)
         try:
-            with open(path, "rb") as f:
-                return f.read()
+            fd = os.open(path, _FILE_FOLLOW)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as e:
+            raise StoreError(f"cannot read key {key!r} from {path!r}: {e}") from e
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                return None  # a folder, FIFO or device holds no value
+            with open(fd, "rb") as f:
+                return f.read()
         except OSError as e:
             raise StoreError(f"cannot read key {key!r} from {path!r}: {e}") from e
 
@@ -490,15 +498,15 @@ class FilesystemStore(Store):
                     if fd is None:
                         continue
                 else:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    fd = os.open(path, _FILE_FOLLOW)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as e:
                 raise StoreError(f"cannot read key {key!r} from {path!r}: {e}") from e
             try:
                 info = os.fstat(fd)
-                if stat.S_ISDIR(info.st_mode):
-                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue  # a folder, FIFO or device holds no value
                 size = info.st_size
                 for i, offset, length in ranges:
                     start = max(0, size + offset) if offset < 0 else min(offset, size)
@@ -539,7 +547,7 @@ class FilesystemStore(Store):
             info = os.stat(self._file(key))
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return None if stat.S_ISDIR(info.st_mode) else info.st_size
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     # -- writing ----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ import threading
 import zipfile
 import zlib
 
+from .. import config
 from ..errors import StoreError
 from ._base import Store
 
@@ -236,7 +237,19 @@ class ZipStore(Store):
 
     # -- reading ----------------------------------------------------------------------
 
+    def _check_inflated_size(self, key, info, end):
+        """``StoreError`` if reading an entry compressed in the archive up to byte
+        ``end`` inflates more than ``max_chunk_bytes``. zipfile stops at the
+        declared size, so this bounds what a zip bomb makes a read allocate."""
+        limit = config.get("max_chunk_bytes")
+        if info.compress_type != zipfile.ZIP_STORED and end > limit:
+            raise StoreError(f"{self._path!r}: entry {key!r} is compressed in the archive "
+                             f"and reading it takes {end} bytes of its declared "
+                             f"{info.file_size}, more than max_chunk_bytes ({limit}; see "
+                             f"zarrsync.config)")
+
     def _read(self, zf, key, info):
+        self._check_inflated_size(key, info, info.file_size)
         try:
             return zf.read(info)
         except _READ_ERRORS as e:
@@ -267,6 +280,7 @@ class ZipStore(Store):
                     out.append(None)
                     continue
                 start, end = _slice_bounds(info.file_size, offset, length)
+                self._check_inflated_size(key, info, end)
                 try:
                     with zf.open(info) as f:
                         # Seeking a stored entry skips straight to the range.
