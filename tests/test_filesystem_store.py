@@ -831,3 +831,12 @@ def test_a_fifo_under_a_key_holds_no_value_and_never_blocks(tmp_path):
     assert store.get_partial_values([("a/c/0", 0, 4)]) == [None]
     assert store.getsize("a/c/0") is None
     np.testing.assert_array_equal(store.read_array(node), [-1, -1, -1, -1])
+
+
+def test_stores_are_equal_when_they_see_the_same_keys_the_same_way(tmp_path):
+    plain = zs.FilesystemStore(tmp_path)
+    assert plain == zs.FilesystemStore(tmp_path, mode="r+")
+    assert hash(plain) == hash(zs.FilesystemStore(str(tmp_path) + "/"))
+    assert plain != zs.FilesystemStore(tmp_path, mode="r")
+    assert plain != zs.FilesystemStore(tmp_path, follow_links=False)
+    assert plain != zs.FilesystemStore(tmp_path / "other")

@@ -328,11 +328,15 @@ class FilesystemStore(Store):
             extra += ", follow_links=False"
         return f"FilesystemStore({self._root!r}{extra})"
 
+    def _identity(self):
+        # Same folder, same rights and same confinement: the stores see the same keys.
+        return self._root, self.read_only, self._confined
+
     def __eq__(self, other):
-        return isinstance(other, FilesystemStore) and other._root == self._root
+        return isinstance(other, FilesystemStore) and other._identity() == self._identity()
 
     def __hash__(self):
-        return hash((FilesystemStore, self._root))
+        return hash((FilesystemStore,) + self._identity())
 
     # -- paths ------------------------------------------------------------------------
 
