@@ -125,6 +125,9 @@ def _as_buffer(value):
         return memoryview(bytes(value))
 
 
+#: Attempts of a ``set`` whose folder a concurrent ``erase_prefix`` keeps removing.
+_SET_ATTEMPTS = 100
+
 #: Deletions of a renamed folder before ``erase_prefix`` gives up on it; see
 #: ``FilesystemStore._remove_tree`` for why one or two always do.
 _ERASE_ATTEMPTS = 100
@@ -566,7 +569,7 @@ class FilesystemStore(Store):
         # A concurrent erase may remove the folder between makedirs and the
         # temporary file, or move the temporary file away with its folder
         # before os.replace: start again, as if this write came after the erase.
-        for _ in range(100):
+        for _ in range(_SET_ATTEMPTS):
             try:
                 os.makedirs(folder, exist_ok=True)
             except (FileExistsError, NotADirectoryError, FileNotFoundError):
@@ -580,10 +583,11 @@ class FilesystemStore(Store):
                 raise StoreError(f"cannot create the folder of key {key!r}: {e}") from e
             if self._write_in(folder, None, segments[-1], data, key):
                 return
-        raise StoreError(f"cannot write key {key!r}: its folder keeps being erased")
+        # Erased under every attempt: each erase ran during this call, so the
+        # write counts as done just before the last one, which removed it.
 
     def _set_confined(self, key, segments, data):
-        for _ in range(100):
+        for _ in range(_SET_ATTEMPTS):
             try:
                 fds, _ = self._open_folder(segments[:-1], create=True)
             except _Outside as e:
@@ -602,7 +606,7 @@ class FilesystemStore(Store):
                     return
             finally:
                 _close_all(fds)
-        raise StoreError(f"cannot write key {key!r}: its folder keeps being erased")
+        # Erased under every attempt: done just before the last erase (see ``set``).
 
     def _write_in(self, folder, dir_fd, name, data, key):
         """Write ``data`` as file ``name`` of a folder (by path, or by descriptor):
