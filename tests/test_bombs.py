@@ -30,7 +30,8 @@ from isal import isal_zlib
 
 import zarrsync as zs
 from zarrsync import ArrayNode
-from zarrsync.codecs import (Bytes, Crc32c, Gzip, ShardingIndexed, VlenBytes, VlenUtf8, Zstd)
+from zarrsync.codecs import (Blosc, Bytes, Crc32c, Gzip, ShardingIndexed, VlenBytes, VlenUtf8,
+                             Zstd, numcodecs_codec)
 
 #: What every bomb decodes to.
 BOMB_BYTES = 1 << 30
@@ -49,6 +50,22 @@ def gzip_bomb(n=BOMB_BYTES):
     c = isal_zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     zeros = bytes(1 << 20)
     return b"".join([c.compress(zeros) for _ in range(n >> 20)] + [c.flush()])
+
+
+def zlib_bomb(n=BOMB_BYTES):
+    """One zlib stream of ``n`` zeros, as numcodecs' zlib writes them."""
+    c = zlib.compressobj(1)
+    zeros = bytes(1 << 20)
+    return b"".join([c.compress(zeros) for _ in range(n >> 20)] + [c.flush()])
+
+
+def blosc_bomb(n=BOMB_BYTES):
+    """A blosc chunk whose header states ``n`` bytes, stored as is
+    (memcpyed flag), holding only 64
+    (https://github.com/Blosc/c-blosc/blob/main/README_CHUNK_FORMAT.rst)."""
+    body = bytes(64)
+    return (bytes([2, 1, 0x03, 1]) + n.to_bytes(4, "little") + n.to_bytes(4, "little")
+            + (16 + len(body)).to_bytes(4, "little") + body)
 
 
 ZSTD_MAGIC = (0xFD2FB528).to_bytes(4, "little")
@@ -98,6 +115,10 @@ def test_handmade_zstd_frames_are_valid():
 
 def test_gzip_bomb_is_valid():
     assert zlib.decompress(gzip_bomb(4 << 20), 16 + zlib.MAX_WBITS) == bytes(4 << 20)
+
+
+def test_zlib_bomb_is_valid():
+    assert zlib.decompress(zlib_bomb(4 << 20)) == bytes(4 << 20)
 
 
 # -- the arrays, each with a good chunk and a bomb -----------------------------------
@@ -207,6 +228,8 @@ CASES = {
     "hostile-shard-index": hostile_index,
     "sharded-then-zstd": sharded_then(Zstd(1), zstd_bomb),
     "sharded-then-gzip": sharded_then(Gzip(1), gzip_bomb),
+    "blosc": fixed([Bytes(), Blosc()], blosc_bomb),
+    "numcodecs-zlib": fixed([Bytes(), numcodecs_codec("zlib", level=1)], zlib_bomb),
 }
 
 

@@ -219,12 +219,11 @@ def test_missing_node_type(root):
     [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "lz77-please"}],
     [{"name": "no-such-serializer"}],
     [{"name": "bytes", "configuration": {"endian": "little"}},
-     {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
-                                         "typesize": 4, "blocksize": 0}}],
+     {"name": "zfp", "configuration": {"mode": "fixed_rate", "rate": 8}}],
     [{"name": "sharding_indexed", "configuration": {
         "chunk_shape": [3, 2], "codecs": [{"name": "bytes"}, {"name": "mystery"}],
         "index_codecs": INDEX_CRC}}],
-], ids=["after-bytes", "serializer", "blosc", "inside-sharding"])
+], ids=["after-bytes", "serializer", "zfp", "inside-sharding"])
 def test_unknown_codec(root, codecs):
     edit_doc(root / "g" / "raw" / "zarr.json", lambda d: d.__setitem__("codecs", codecs))
     store = zs.FilesystemStore(root)

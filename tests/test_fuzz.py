@@ -70,6 +70,10 @@ def _codec_chains():
         "utf8": ("string", (5,), (2,), [zc.VlenUtf8(), zc.Zstd(level=1)]),
         "vbytes": ("bytes", (4,), (3,), [zc.VlenBytes(), zc.Gzip(level=1)]),
         "scalar": ("float32", (), (), [zc.Bytes(), zc.Crc32c()]),
+        "blosc": ("int32", (6, 5), (3, 5), [zc.Bytes(), zc.Blosc(cname="lz4", clevel=1)]),
+        "nc_zlib": ("uint16", (7, 4), (3, 4), [zc.Bytes(), zc.numcodecs_codec("zlib", level=1)]),
+        "nc_delta": ("int16", (9,), (4,), [zc.numcodecs_codec("delta", dtype="<i2"), zc.Bytes(),
+                                           zc.Blosc(cname="zstd", clevel=1)]),
     }
 
 

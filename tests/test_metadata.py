@@ -226,7 +226,7 @@ def test_complex_hex_part_with_payload_round_trips():
 
 
 @pytest.mark.parametrize("dtype,value", [
-    ("bool", 0), ("bool", "true"), ("bool", None),
+    ("bool", 2), ("bool", -1), ("bool", 1.0), ("bool", "true"), ("bool", None),
     ("int8", 128), ("int8", -129), ("uint8", -1), ("uint64", 2**64), ("int32", 1.5),
     ("int32", "1"), ("int32", True), ("int32", None), ("int32", "NaN"),
     ("float32", True), ("float32", "nan"), ("float32", "inf"), ("float32", "1.0"),
@@ -248,6 +248,37 @@ def test_parse_fill_value_directly():
     assert parse_fill_value(-3, np.dtype("int16")) == -3
     assert parse_fill_value([1, 2], np.dtype("complex128")) == 1 + 2j
     assert parse_fill_value(True, np.dtype("bool")) is np.True_
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_bool_fill_value_0_or_1_is_read_and_written_as_false_or_true(value):
+    # Early zarrita wrote a bool array's fill value as 0 or 1; zarr-python reads it.
+    meta = ArrayMetadata.from_dict(array_doc(data_type="bool", fill_value=value))
+    assert meta.fill_value is np.bool_(value)
+    assert meta.to_dict()["fill_value"] is bool(value)
+    assert json.loads(meta.to_json())["fill_value"] is bool(value)
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_store_reads_bool_fill_value_0_or_1(value):
+    store = zs.MemoryStore()
+    store.set("b/zarr.json", json.dumps(array_doc(data_type="bool", fill_value=value,
+                                                  shape=[3], chunk_grid={
+                                                      "name": "regular", "configuration":
+                                                      {"chunk_shape": [2]}})).encode())
+    node = ArrayNode.of_path("/b")
+    np.testing.assert_array_equal(store.read_array(node), np.full(3, bool(value)))
+    store.write_array(node, (0,), not value)
+    np.testing.assert_array_equal(store.read_array(node), [not value] + [bool(value)] * 2)
+    # Any rewrite of the document writes the spec's form.
+    store.set_attributes(node, {"rewritten": True})
+    assert json.loads(store.get("b/zarr.json"))["fill_value"] is bool(value)
+
+
+def test_bool_fill_value_0_or_1_is_refused_on_create():
+    # Written strictly: create_array takes True/False only.
+    with pytest.raises(zs.InvalidDataType):
+        ArrayMetadata((2,), (2,), "bool", fill_value=1)
 
 
 # -- constructor (the create_array path) -------------------------------------------------

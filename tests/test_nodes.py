@@ -126,9 +126,32 @@ def test_bad_paths(path):
         ArrayNode.of_path(path)
 
 
-def test_array_cannot_be_root():
-    with pytest.raises(NodeInvariant):
-        ArrayNode.of_path("/")
+def test_root_array():
+    r = ArrayNode.root()
+    assert r == ArrayNode.of_path("/") == ArrayNode(())
+    assert type(ArrayNode.of_path("/")) is ArrayNode
+    assert r.path == "/"
+    assert r.name == ""
+    assert r.key == ""
+    assert r.metadata_key == "zarr.json"
+    assert r.parent is None
+    assert r.ancestors() == []
+    assert r.is_root()
+    assert not ArrayNode.of_path("/a").is_root()
+    assert not r.is_parent(ROOT)
+    assert str(r) == "/"
+
+
+def test_root_array_is_not_the_root_group():
+    r = ArrayNode.root()
+    assert r != ROOT and ROOT != r
+    assert len({r, ROOT, ArrayNode.of_path("/"), GroupNode.of_path("/")}) == 2
+    assert hash(r) == hash(ArrayNode.of_path("/"))
+    # A total order that agrees with ==: exactly one of the two roots sorts first.
+    assert (r < ROOT) != (ROOT < r)
+    assert not r < ArrayNode.root()
+    assert sorted([ArrayNode.of_path("/a"), ROOT, r]) == sorted([r, ArrayNode.of_path("/a"), ROOT])
+    assert sorted([ArrayNode.of_path("/a"), r])[0] == r
 
 
 def test_parent_must_be_a_group():
@@ -207,7 +230,7 @@ def test_hashing():
 def test_immutable():
     g = GroupNode.of_path("/a")
     a = ArrayNode.of_path("/a/b")
-    for node in (g, a, ROOT):
+    for node in (g, a, ROOT, ArrayNode.root()):
         with pytest.raises(AttributeError):
             node.path = "/other"
         with pytest.raises(AttributeError):
@@ -224,7 +247,7 @@ def test_ordering_and_sorting():
 
 
 def test_pickle_and_copy():
-    for node in (ROOT, GroupNode.of_path("/a/b"), ArrayNode.of_path("/a/b/c")):
+    for node in (ROOT, ArrayNode.root(), GroupNode.of_path("/a/b"), ArrayNode.of_path("/a/b/c")):
         for clone in (pickle.loads(pickle.dumps(node)), copy.copy(node), copy.deepcopy(node)):
             assert clone == node
             assert type(clone) is type(node)
@@ -232,7 +255,7 @@ def test_pickle_and_copy():
 
 
 def test_repr_round_trips():
-    for node in (ROOT, GroupNode.of_path("/a"), ArrayNode.of_path("/a/b")):
+    for node in (ROOT, ArrayNode.root(), GroupNode.of_path("/a"), ArrayNode.of_path("/a/b")):
         assert eval(repr(node), {"GroupNode": GroupNode, "ArrayNode": ArrayNode}) == node
         assert str(node) == node.path
 

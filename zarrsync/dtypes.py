@@ -182,9 +182,10 @@ def parse_fill_value(value, dtype, field="fill_value"):
     if kind in "TO":
         return _vlen_fill_from_json(value, dtype, field)
     if kind == "b":
-        if not isinstance(value, bool):
-            raise ParseError(f"{field}: expected true or false for bool, got {value!r}")
-        return np.bool_(value)
+        # Early zarrita wrote 0 and 1; read them (as zarr-python does), write true/false.
+        if isinstance(value, int) and value in (0, 1):
+            return np.bool_(value)
+        raise ParseError(f"{field}: expected true or false for bool, got {value!r}")
     if kind in "iu":
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -96,7 +96,9 @@ class _Node:
     def __lt__(self, other):
         if not isinstance(other, _Node):
             return NotImplemented
-        return self._path < other._path
+        # By path; the type breaks the one tie (a group and an array at the
+        # same path, such as the two roots), so the order is total and agrees with ==.
+        return (self._path, type(self).__name__) < (other._path, type(other).__name__)
 
     def __repr__(self):
         return f"{type(self).__name__}.of_path({self._path!r})"
@@ -139,6 +141,7 @@ class GroupNode(_Node):
         return cls(_split_path(path))
 
     def is_root(self):
+        """True for ``GroupNode.root()``."""
         return not self._names
 
     def __truediv__(self, name):
@@ -148,11 +151,19 @@ class GroupNode(_Node):
 class ArrayNode(_Node):
     """An array in a Zarr v3 hierarchy; ``ArrayNode(parent_group, name)``.
 
+    ``ArrayNode.root()`` is an array that is the whole store (its
+    ``zarr.json`` at the store's root, as tensorstore and zarrs write arrays):
+    path ``"/"``, key ``""``, chunk keys such as ``"c/0/0"``. It is not equal
+    to ``GroupNode.root()``, and a store holds at most one of the two.
+
     Examples
     --------
     >>> a = ArrayNode(GroupNode.of_path("/group"), "temp")
     >>> a.key, a.metadata_key
     ('group/temp', 'group/temp/zarr.json')
+    >>> r = ArrayNode.root()
+    >>> r.path, r.key, r.metadata_key, r == ArrayNode.of_path("/")
+    ('/', '', 'zarr.json', True)
     """
 
     __slots__ = ()
@@ -165,9 +176,16 @@ class ArrayNode(_Node):
                 raise NodeInvariant(
                     f"a parent must be a GroupNode, got {type(parent).__name__}")
             names = parent._names + (validate_name(name),)
-        if not names:
-            raise NodeInvariant("an array node cannot be the root")
         super().__init__(names)
+
+    @classmethod
+    def root(cls):
+        """The array at the store's root, path ``"/"`` (the store is this one array)."""
+        return cls(())
+
+    def is_root(self):
+        """True for ``ArrayNode.root()``."""
+        return not self._names
 
     @classmethod
     def create(cls, parent, name):
@@ -176,8 +194,6 @@ class ArrayNode(_Node):
 
     @classmethod
     def of_path(cls, path):
-        """The array at absolute ``path``; ``NodeInvariant`` if the path is invalid."""
-        names = _split_path(path)
-        if not names:
-            raise NodeInvariant("an array node cannot be the root '/'")
-        return cls(tuple(names))
+        """The array at absolute ``path`` (``"/"``: ``ArrayNode.root()``);
+        ``NodeInvariant`` if the path is invalid."""
+        return cls(tuple(_split_path(path)))

@@ -73,6 +73,11 @@ class ArrayToArrayCodec(Codec):
         """The shape of the encoded array for an input of ``shape``."""
         return tuple(shape)
 
+    def resolve_dtype(self, dtype):
+        """The data type of the encoded array for an input of ``dtype``
+        (after ``evolve``)."""
+        return dtype
+
     def encode(self, array):
         raise NotImplementedError
 

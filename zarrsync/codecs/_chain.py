@@ -71,13 +71,14 @@ class CodecChain:
         check_chain_order(codecs)
         self.dtype = np.dtype(dtype)
         self.chunk_shape = tuple(chunk_shape)
-        shape = self.chunk_shape
+        shape, dtype = self.chunk_shape, self.dtype
         evolved = []
         for c in codecs:
-            c = c.evolve(self.dtype, shape, fill_value)
+            # Each codec sees what the codecs before it make (filters may change both).
+            c = c.evolve(dtype, shape, fill_value)
             evolved.append(c)
             if isinstance(c, ArrayToArrayCodec):
-                shape = c.resolve_shape(shape)
+                shape, dtype = c.resolve_shape(shape), np.dtype(c.resolve_dtype(dtype))
             elif isinstance(c, ArrayToBytesCodec):
                 self.array_bytes = c
         self.codecs = tuple(evolved)
@@ -85,7 +86,9 @@ class CodecChain:
         self.bytes_bytes = tuple(c for c in evolved if isinstance(c, BytesToBytesCodec))
         #: The shape the array->bytes codec sees (after every array->array codec).
         self.encoded_shape = shape
-        self.raw_nbytes = self.array_bytes.encoded_size(shape, self.dtype)
+        #: The data type the array->bytes codec sees.
+        self.encoded_dtype = dtype
+        self.raw_nbytes = self.array_bytes.encoded_size(shape, dtype)
         # Fixed sizes give limits that never change; others follow the config.
         self._static_limits = self._compute_limits(None)
         self.stores_raw = (not self.array_array and not is_vlen(self.dtype)
@@ -100,7 +103,7 @@ class CodecChain:
         # ``None`` if one is needed and ``fallback`` is None.
         raw = self.raw_nbytes
         if raw is None and fallback is not None:
-            raw = self.array_bytes.max_encoded_size(self.encoded_shape, self.dtype)
+            raw = self.array_bytes.max_encoded_size(self.encoded_shape, self.encoded_dtype)
             raw = fallback if raw is None else raw
         if raw is None:
             return None
@@ -148,7 +151,7 @@ class CodecChain:
                 setting = " (config max_chunk_bytes)" if is_vlen(self.dtype) else ""
                 raise CodecError(f"{self.array_bytes.name}: the chunk holds {len(data)} bytes, "
                                  f"more than the {raw} allowed{setting}")
-            chunk = self.array_bytes.decode(data, self.encoded_shape, self.dtype)
+            chunk = self.array_bytes.decode(data, self.encoded_shape, self.encoded_dtype)
             for c in reversed(self.array_array):
                 chunk = c.decode(chunk)
         except Exception as e:

@@ -3,6 +3,11 @@
 https://zarr-specs.readthedocs.io/en/latest/v3/codecs/transpose/index.html
 Encoding and decoding are views (no copy); the bytes codec (or the chunk
 copy kernels) move the elements once, in the permuted order.
+
+Read leniently: documents that zarrita and early zarr-python v3 wrote may
+give the order as ``"C"`` (the identity) or ``"F"`` (the axes reversed);
+they are read as that permutation and written back as the explicit list,
+the only form the spec has.
 """
 
 from ..errors import InvalidTransposeOrder
@@ -42,6 +47,8 @@ class Transpose(ArrayToArrayCodec):
         if configuration:
             raise InvalidTransposeOrder(
                 f"unknown transpose configuration: {sorted(configuration)}")
+        if isinstance(order, str) and order in ("C", "F"):
+            return _MemoryOrderTranspose(order)
         return cls(order)
 
     def to_dict(self):
@@ -62,3 +69,23 @@ class Transpose(ArrayToArrayCodec):
 
     def decode(self, array):
         return array.transpose(self.inverse)
+
+
+class _MemoryOrderTranspose(Transpose):
+    """A transpose whose order was read as ``"C"`` or ``"F"``: its permutation
+    depends on the chunk's rank, so ``evolve`` (which knows it) gives the
+    ``Transpose`` with the explicit order, the one the chain keeps and writes."""
+
+    def __init__(self, memory_order):
+        self.memory_order = memory_order
+        self.order = self.inverse = None
+
+    def to_dict(self):
+        return {"name": "transpose", "configuration": {"order": self.memory_order}}
+
+    def evolve(self, dtype, chunk_shape, fill_value=None):
+        axes = range(len(chunk_shape))
+        return Transpose(axes if self.memory_order == "C" else reversed(axes))
+
+    def resolve_shape(self, shape):
+        return self.evolve(None, shape).resolve_shape(shape)

@@ -200,6 +200,10 @@ class Store(metaclass=ABCMeta):
         Parameters
         ----------
         node : ArrayNode
+            ``ArrayNode.root()`` makes the array the whole store (``zarr.json``
+            at its root): ``NodeExists`` if the store holds any node, and
+            ``overwrite=True`` clears the store first. Any other node raises
+            ``NodeExists`` in a store that is a root array.
         shape, chunks : sequence of int
             Array shape and (regular grid) chunk shape, of equal rank.
         dtype : str or numpy.dtype
@@ -244,16 +248,25 @@ class Store(metaclass=ABCMeta):
         return self._hierarchy.find_child_nodes(group)
 
     def find_all_nodes(self):
-        """``(arrays, groups)``: every node in the store (the root group included)."""
+        """``(arrays, groups)``: every node in the store, sorted by path (the root
+        group included; ``([ArrayNode.root()], [])`` for a store that is one array)."""
         return self._hierarchy.find_all_nodes()
 
     def erase_group_node(self, node):
-        """Erase group ``node`` and everything under it; a no-op if it is absent."""
+        """Erase group ``node`` and everything under it; a no-op if it is absent.
+
+        ``GroupNode.root()`` erases every key of the store, unless the store is
+        a root array (no group: a no-op; ``erase_array_node`` erases it).
+        """
         self._refuse_writes("erase_group_node", _path_of(node))
         self._hierarchy.erase_group_node(node)
 
     def erase_array_node(self, node):
-        """Erase array ``node`` and its chunks; a no-op if it is absent."""
+        """Erase array ``node`` and its chunks; a no-op if it is absent.
+
+        For ``ArrayNode.root()``: its ``zarr.json`` and the keys its chunk key
+        encoding makes at the root, and no other key.
+        """
         self._refuse_writes("erase_array_node", _path_of(node))
         self._hierarchy.erase_array_node(node)
 
@@ -263,7 +276,11 @@ class Store(metaclass=ABCMeta):
         self._hierarchy.erase_all_nodes()
 
     def group_exists(self, node):
-        """True if ``node`` is a group of this store."""
+        """True if ``node`` is a group of this store.
+
+        ``GroupNode.root()`` is one only if the store's root ``zarr.json`` is a
+        group document: False in an empty store, and in a store that is a root array.
+        """
         return self._hierarchy.group_exists(node)
 
     def array_exists(self, node):
@@ -280,7 +297,10 @@ class Store(metaclass=ABCMeta):
         return self._hierarchy.rename_group(node, new_name)
 
     def rename_array(self, node, new_name):
-        """Rename array ``node`` (and move its chunks) to ``new_name``; returns the new node."""
+        """Rename array ``node`` (and move its chunks) to ``new_name``; returns the new node.
+
+        ``CannotRenameRoot`` for ``ArrayNode.root()``.
+        """
         self._refuse_writes("rename_array", _path_of(node))
         return self._hierarchy.rename_array(node, new_name)
 

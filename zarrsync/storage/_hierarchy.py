@@ -19,14 +19,23 @@ from ..dtypes import coerce_value, dtype_name, parse_dtype
 from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
                       InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant, ParseError)
 from ..indexing import normalize_selection
-from ..metadata import (ArrayMetadata, GroupMetadata, check_document_size, load_json,
-                        node_type_of)
+from ..metadata import (ArrayMetadata, ChunkKeyEncoding, GroupMetadata, check_document_size,
+                        load_json, node_type_of)
 from ..nodes import ArrayNode, GroupNode, validate_name
 from ._buffer import WriteBuffer
 
 __all__ = ["Hierarchy"]
 
 _N_CHUNK_LOCKS = 64
+
+#: What error messages call the array whose ``zarr.json`` is at the store's root.
+_ROOT_ARRAY = "the root array / (zarr.json at the store's root)"
+
+
+def _chunk_prefix(node):
+    """The key prefix of array ``node``'s chunks: its key and "/", or ``""``
+    for the root array (whose chunk keys, such as ``"c/0/0"``, are at the root)."""
+    return node.key + "/" if node.key else ""
 
 
 class Hierarchy:
@@ -157,7 +166,7 @@ class Hierarchy:
         return self._remember(node, raw, ArrayMetadata.from_dict(doc, key))
 
     def _remember(self, node, raw, meta):
-        layout = pipeline.ArrayLayout(meta, node.key + "/")
+        layout = pipeline.ArrayLayout(meta, _chunk_prefix(node))
         layouts = self._layouts
         most = config.get("cached_arrays")
         if len(layouts) >= most:
@@ -183,7 +192,36 @@ class Hierarchy:
     def _check_ancestors(self, node):
         for anc in node.ancestors():
             if self._node_type(anc) == "array":
-                raise NodeExists(f"cannot create {node.path}: {anc.path} is an array")
+                what = _ROOT_ARRAY if anc.is_root() else anc.path
+                raise NodeExists(f"cannot create {node.path}: {what} is an array, "
+                                 f"and an array holds no nodes")
+
+    def _check_root_array_room(self, node):
+        """``NodeExists`` unless the store is empty of nodes, as a root array
+        needs: it is the whole store, so no group, not even the root, may exist."""
+        existing = self._node_type(GroupNode.root())
+        if existing is not None:
+            found = ("a root array already exists" if existing == "array"
+                     else "the store holds the root group /")
+            raise NodeExists(f"cannot create the root array {node.path}: {found} "
+                             f"(zarr.json at the store's root)")
+        for key in self.store.list_prefix(""):
+            if key.endswith("/zarr.json"):
+                raise NodeExists(f"cannot create the root array {node.path}, which must be "
+                                 f"the whole store: the store already holds the node "
+                                 f"/{key[:-len('/zarr.json')]}")
+
+    def _erase_root_array(self, encoding, ndim):
+        """Erase the root array's document and its chunks (the keys that its
+        chunk key ``encoding`` makes at rank ``ndim``), and no other key."""
+        if encoding.name == "default" and encoding.separator == "/" and ndim:
+            self.store.erase_prefix("c/")
+        else:
+            for key in self.store.list_prefix(""):
+                if encoding.coords("", key, ndim) is not None:
+                    self.store.erase(key)
+        self.store.erase("zarr.json")
+        self._forget("zarr.json")
 
     def _create_ancestors(self, node):
         for anc in node.ancestors():
@@ -200,7 +238,8 @@ class Hierarchy:
         if existing == "group":
             return
         if existing == "array":
-            raise NodeExists(f"an array already exists at {node.path}")
+            what = _ROOT_ARRAY if node.is_root() else f"an array at {node.path}"
+            raise NodeExists(f"cannot create group {node.path}: {what} already exists")
         self._check_ancestors(node)
         self._create_ancestors(node)
         self._set_document(node, meta)
@@ -211,9 +250,21 @@ class Hierarchy:
             raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
         meta = ArrayMetadata(shape, chunks, dtype, fill_value, codecs, attributes,
                              dimension_names, chunk_key_encoding, separator)
+        if node.is_root():
+            # The root array is the whole store: overwriting it clears the store.
+            if overwrite:
+                self.erase_all_nodes()
+            else:
+                self._check_root_array_room(node)
+                # Stale chunks that no zarr.json claims must not show through.
+                self._erase_root_array(meta.key_encoding, meta.ndim)
+            self._set_array_document(node, meta)
+            return
         existing = self._node_type(node)
         if existing is not None and not overwrite:
-            raise NodeExists(f"a {existing} already exists at {node.path}")
+            raise NodeExists(f"cannot create array {node.path}: "
+                             f"{'an array' if existing == 'array' else 'a group'} "
+                             f"already exists there")
         self._check_ancestors(node)
         # Clear the old node, or stale chunks no zarr.json claims, before writing.
         self._erase_prefix(node.key + "/")
@@ -264,7 +315,7 @@ class Hierarchy:
             try:
                 node = ArrayNode.of_path(path) if kind == "array" else GroupNode.of_path(path)
             except NodeInvariant:
-                continue  # a root array or a name zarrsync cannot address
+                continue  # a name zarrsync cannot address (written by another tool)
             (arrays if kind == "array" else groups).append(node)
         return sorted(arrays), sorted(groups)
 
@@ -276,20 +327,39 @@ class Hierarchy:
         if not isinstance(node, GroupNode):
             raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
         if node.is_root():
-            self.erase_all_nodes()
+            try:
+                kind = self._node_type(node)
+            except ParseError:
+                kind = None  # an unreadable root document goes with everything else
+            if kind != "array":  # a root array is no group: erase_array_node erases it
+                self.erase_all_nodes()
         elif self._node_type(node) != "array":
             self._erase_prefix(node.key + "/")
 
     def erase_array_node(self, node):
         if not isinstance(node, ArrayNode):
             raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
-        if self._node_type(node) != "group":
-            self._erase_prefix(node.key + "/")
+        if not node.is_root():
+            if self._node_type(node) != "group":
+                self._erase_prefix(node.key + "/")
+            return
+        if self._node_type(node) != "array":
+            return  # a root group is no array: erase_group_node erases it
+        try:
+            meta = self.array_layout(node).meta
+        except ParseError:
+            # An unreadable document: erase the keys a default encoding makes.
+            self.store.erase("c")
+            self._erase_root_array(ChunkKeyEncoding(), 1)
+            return
+        self._erase_root_array(meta.key_encoding, meta.ndim)
 
     def erase_all_nodes(self):
         self._erase_prefix("")
 
     def group_exists(self, node):
+        # GroupNode.root() exists only if the root zarr.json is a group document
+        # (False in an empty store, and in a store that is a root array).
         return isinstance(node, GroupNode) and self._node_type(node) == "group"
 
     def array_exists(self, node):
@@ -297,7 +367,8 @@ class Hierarchy:
 
     def _rename(self, node, new_name, kind):
         if node.parent is None:
-            raise CannotRenameRoot("the root group cannot be renamed")
+            raise CannotRenameRoot(f"the root {kind} / cannot be renamed: it has no parent "
+                                   f"group to hold another name")
         validate_name(new_name)
         if self._node_type(node) != kind:
             raise KeyNotFound(f"{kind} {node.path} is not a member of the store")
