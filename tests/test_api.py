@@ -345,8 +345,8 @@ def test_invalid_data_type_read(store):
         assert store.read_array(node, (0, 0), dtype=same).dtype == np.float32
 
 
-@pytest.mark.parametrize("dtype", ["U3", "S2", "datetime64[ns]", "object", "float128"
-                                   if hasattr(np, "float128") else "V16", "no-such-type"])
+@pytest.mark.parametrize("dtype", ["U", "S", "object", "float128"
+                                   if hasattr(np, "float128") else "O", "no-such-type"])
 def test_invalid_data_type_create(store, dtype):
     with pytest.raises(zs.InvalidDataType):
         store.create_array(ArrayNode.of_path("/a"), shape=(2,), chunks=(2,), dtype=dtype)

@@ -200,3 +200,148 @@ def test_sigkill_while_writing_chunks(tmp_path, seed):
     # Erasing the array also removes what the killed writers left behind.
     store.erase_array_node(NODE)
     assert temporary_files(root) == []
+
+
+# -- consolidated metadata ------------------------------------------------------------
+#
+# A child reshapes an array, sets attributes (array, group, root), erases and
+# re-creates an array and renames a group, in a loop, in a store whose root and
+# /g both hold consolidated metadata. zarrsync's rule (docs/design.md): a change
+# first retracts the node's entries from every copy above it, then changes the
+# node, then publishes the new entries. So after a kill at any point, every
+# entry of every copy equals its node's own zarr.json; an entry may be missing
+# (the node changed while retracted), never wrong or for a node that is gone.
+
+CONSOLIDATED_CHILD = r"""
+import os, sys, time
+import zarrsync as zs
+from zarrsync import ArrayNode, GroupNode
+
+root, start, mode, nth = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+out = sys.stdout
+calls = 0
+if mode == "stall":  # hang in the nth os.replace: a document is about to be replaced
+    real_replace = os.replace
+    def stalled_replace(src, dst):
+        global calls
+        calls += 1
+        if calls == nth:
+            out.write("caught\n"); out.flush()
+            time.sleep(60)
+        return real_replace(src, dst)
+    os.replace = stalled_replace
+
+store = zs.FilesystemStore(root)
+arr, g, eph = (ArrayNode.of_path("/g/arr"), GroupNode.of_path("/g"),
+               ArrayNode.of_path("/g/h/eph"))
+out.write("ready\n"); out.flush()
+gen = start
+while True:
+    store.reshape(arr, (1 + gen % 7, 4))
+    store.set_attributes(arr, {"gen": gen})
+    store.set_attributes(g, {"gen": gen})
+    store.set_attributes(GroupNode.root(), {"gen": gen})
+    store.erase_array_node(eph)
+    store.create_array(eph, shape=(1 + gen % 5,), chunks=(2,), dtype="int16",
+                       attributes={"gen": gen})
+    r = GroupNode.of_path("/g/r0")
+    if not store.group_exists(r):
+        r = GroupNode.of_path("/g/r1")
+    store.rename_group(r, "r1" if r.name == "r0" else "r0")
+    gen += 1
+"""
+
+CONSOLIDATED_ROUNDS = ["stall", "free", "stall", "free", "stall", "stall", "free", "free"]
+
+
+def run_consolidated_child(root, start, mode, nth):
+    """Run the consolidated-metadata writer until killed: at a random time
+    ("free"), or while it hangs in its ``nth`` ``os.replace`` ("stall")."""
+    proc = subprocess.Popen([sys.executable, "-P", "-c", CONSOLIDATED_CHILD, str(root),
+                             str(start), mode, str(nth)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        if mode == "free":
+            time.sleep(random.uniform(0.01, 0.3))
+        else:
+            assert proc.stdout.readline() == "caught\n", proc.stderr.read()
+        assert proc.poll() is None, f"the writer died: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def check_copies(root, where):
+    """Every entry of each copy (at / and /g) equals its node's own zarr.json;
+    returns how many nodes below each holder its copy misses."""
+    from zarrsync.metadata import GroupMetadata, load_json
+
+    store = zs.FilesystemStore(root, mode="r")
+    missing = {}
+    for holder in ("", "g"):
+        key = f"{holder}/zarr.json" if holder else "zarr.json"
+        copy = GroupMetadata.from_json(store.get(key), key).consolidated
+        assert copy is not None, f"{where}: {key} lost its consolidated metadata"
+        for rel, entry in copy.items():
+            node_key = f"{holder}/{rel}/zarr.json" if holder else f"{rel}/zarr.json"
+            raw = store.get(node_key)
+            assert raw is not None, f"{where}: {key} holds {rel!r}, which is gone"
+            doc = load_json(raw, node_key)
+            assert doc["node_type"] == entry.to_dict()["node_type"], f"{where}: {node_key}"
+            if doc["node_type"] == "array":
+                own = zs.ArrayMetadata.from_dict(doc, node_key).to_dict()
+                assert entry.to_dict() == own, f"{where}: {key} holds a stale {rel!r}"
+            else:
+                own = GroupMetadata.from_dict(doc, node_key)
+                assert (entry.attributes, entry.extra) == (own.attributes, own.extra), \
+                    f"{where}: {key} holds a stale {rel!r}"
+        prefix = f"{holder}/" if holder else ""
+        nodes = {k[len(prefix):-len("/zarr.json")] for k in store.list_prefix(prefix)
+                 if k.endswith("/zarr.json") and k != key}
+        missing[holder] = len(nodes - set(copy))
+    return missing
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
+@pytest.mark.filterwarnings("ignore:Object at .*zarrsync-tmp")  # what killed writers leave
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigkill_keeps_consolidated_metadata_true(tmp_path, seed):
+    rng = random.Random(seed)
+    root = tmp_path / "store.zarr"
+    store = zs.FilesystemStore(root)
+    store.create_array(ArrayNode.of_path("/g/arr"), shape=(4, 4), chunks=(2, 2),
+                       dtype="int32", attributes={"gen": 0})
+    store.write_array(ArrayNode.of_path("/g/arr"), ..., np.arange(16, dtype="int32").reshape(4, 4))
+    store.create_array(ArrayNode.of_path("/g/h/eph"), shape=(2,), chunks=(2,), dtype="int16")
+    store.create_array(ArrayNode.of_path("/g/r0/x"), shape=(3,), chunks=(3,), dtype="uint8")
+    store.consolidate_metadata(zs.GroupNode.of_path("/g"))
+    store.consolidate_metadata()
+    assert check_copies(root, "setup") == {"": 0, "g": 0}
+
+    start = 1
+    for round_, mode in enumerate(CONSOLIDATED_ROUNDS):
+        nth = rng.randint(1, 60)
+        random.seed(seed * 100 + round_)
+        run_consolidated_child(root, start, mode, nth)
+        check_copies(root, f"round {round_} ({mode}, nth={nth})")
+        start += 1000  # generations of each round differ from the last round's
+
+    # Consolidating again makes the copies whole; zarr-python agrees with them.
+    store = zs.FilesystemStore(root)
+    store.consolidate_metadata(zs.GroupNode.of_path("/g"))
+    store.consolidate_metadata()
+    assert check_copies(root, "after consolidating") == {"": 0, "g": 0}
+    zroot = zarr.storage.LocalStore(str(root), read_only=True)
+    consolidated = zarr.open_consolidated(zroot, mode="r")
+    plain = zarr.open_group(zroot, mode="r", use_consolidated=False)
+    for path, node in plain.members(max_depth=None):
+        if isinstance(node, zarr.Array):
+            assert consolidated[path].shape == node.shape, path
+        assert dict(consolidated[path].attrs) == dict(node.attrs), path

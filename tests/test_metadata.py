@@ -305,8 +305,8 @@ def test_constructor_accepts_numpy_dtypes():
         assert ArrayMetadata((2,), (2,), spec).dtype == np.dtype("float32")
 
 
-@pytest.mark.parametrize("dtype", ["U5", "S3", "datetime64[s]", "object", "V8",
-                                   "float128" if hasattr(np, "float128") else "V16",
+@pytest.mark.parametrize("dtype", ["U", "S", "V", "object",
+                                   "float128" if hasattr(np, "float128") else "O",
                                    "not-a-type"])
 def test_unsupported_dtype(dtype):
     with pytest.raises(zs.InvalidDataType):

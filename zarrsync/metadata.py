@@ -7,6 +7,7 @@ Spec: https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#metadata
 """
 
 import json
+import unicodedata
 
 import numpy as np
 
@@ -22,13 +23,13 @@ __all__ = ["ArrayMetadata", "GroupMetadata", "ChunkKeyEncoding", "node_type_of",
 _ARRAY_KEYS = ("zarr_format", "node_type", "shape", "data_type", "chunk_grid",
                "chunk_key_encoding", "fill_value", "codecs", "attributes",
                "dimension_names", "storage_transformers")
-_GROUP_KEYS = ("zarr_format", "node_type", "attributes")
-# Keys zarr-python writes on groups that older documents may hold as null.
-_TOLERATED_GROUP_KEYS = ("consolidated_metadata",)
+_GROUP_KEYS = ("zarr_format", "node_type", "attributes", "consolidated_metadata")
+_CONSOLIDATED_KEYS = ("kind", "must_understand", "metadata")
 
 #: Deepest nesting of JSON arrays and objects a document may have. Real
-#: documents need a few levels (attributes perhaps a dozen); the bound keeps
-#: every walk over a document far from Python's recursion limit.
+#: documents need a few levels (attributes perhaps a dozen; a group's
+#: consolidated metadata adds three around each node document it holds); the
+#: bound keeps every walk over a document far from Python's recursion limit.
 MAX_JSON_DEPTH = 128
 #: Most dimensions an array may have (NumPy 2's limit).
 MAX_RANK = 64
@@ -110,13 +111,13 @@ def _check_header(doc, node_type, where):
                          f"got {short_repr(doc['node_type'])}")
 
 
-def _check_extra(doc, known, where, tolerated=()):
+def _check_extra(doc, known, where):
     """Unknown fields are allowed only as objects with ``"must_understand": false``."""
     extra = {}
     for key, value in doc.items():
         if key in known:
             continue
-        if key in tolerated or (isinstance(value, dict) and value.get("must_understand") is False):
+        if isinstance(value, dict) and value.get("must_understand") is False:
             extra[key] = value
         else:
             raise ParseError(f"{where}: unknown field {key!r} (not marked must_understand: false)")
@@ -199,15 +200,107 @@ def node_type_of(text, where="zarr.json"):
 
 # -- documents --------------------------------------------------------------------
 
-class GroupMetadata:
-    """The ``zarr.json`` of a group: its attributes (plus tolerated extensions)."""
+def _check_relative_path(path, where):
+    """``ParseError`` unless ``path`` is a relative node path such as ``"a/b"``."""
+    if not isinstance(path, str) or not path:
+        raise ParseError(f"{where}: consolidated_metadata.metadata keys must be non-empty "
+                         f"relative paths, got {short_repr(path)}")
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise ParseError(f"{where}: consolidated_metadata.metadata key {path!r} is not a "
+                         f"relative path of node names")
 
-    def __init__(self, attributes=None, extra=None):
+
+def _parse_consolidated(value, where):
+    """The ``consolidated`` dict of a group document's ``consolidated_metadata``
+    field (zarr-python's inline form), or ``None`` for null."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ParseError(f"{where}: consolidated_metadata must be an object or null, "
+                         f"got {short_repr(value)}")
+    for key in value:
+        if key not in _CONSOLIDATED_KEYS:
+            raise ParseError(f"{where}: consolidated_metadata has an unknown field {key!r}")
+    if value.get("kind") != "inline":
+        raise ParseError(f"{where}: consolidated_metadata.kind must be 'inline', "
+                         f"got {short_repr(value.get('kind'))}")
+    if value.get("must_understand", False) is not False:
+        raise ParseError(f"{where}: consolidated_metadata.must_understand must be false, "
+                         f"got {short_repr(value.get('must_understand'))}")
+    entries = _require(value, "metadata", f"{where}: consolidated_metadata")
+    if not isinstance(entries, dict):
+        raise ParseError(f"{where}: consolidated_metadata.metadata must be an object, "
+                         f"got {short_repr(entries)}")
+    out = {}
+    for path, doc in entries.items():
+        _check_relative_path(path, where)
+        entry = f"{where}: consolidated_metadata.metadata[{path!r}]"
+        if not isinstance(doc, dict):
+            raise ParseError(f"{entry}: expected a zarr.json object, got {short_repr(doc)}")
+        if doc.get("node_type") == "group":
+            out[path] = GroupMetadata._from_dict(doc, entry, nested=True)
+        else:
+            out[path] = ArrayMetadata.from_dict(doc, entry)
+    arrays = {p for p, m in out.items() if isinstance(m, ArrayMetadata)}
+    for path in out:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in arrays:
+                raise ParseError(f"{where}: consolidated_metadata.metadata[{path!r}] lies "
+                                 f"below the array {'/'.join(parts[:i])!r}, which holds no nodes")
+    return out
+
+
+def _check_consolidated(consolidated):
+    if consolidated is None:
+        return None
+    if not isinstance(consolidated, dict):
+        raise ParseError(f"consolidated: expected None or a dict, got {short_repr(consolidated)}")
+    for path, meta in consolidated.items():
+        _check_relative_path(path, "consolidated")
+        if not isinstance(meta, (ArrayMetadata, GroupMetadata)):
+            raise ParseError(f"consolidated[{path!r}]: expected ArrayMetadata or "
+                             f"GroupMetadata, got {type(meta).__name__}")
+    return dict(consolidated)
+
+
+def _consolidated_order(path):
+    # zarr-python's order: shallower paths first, then by case-folded name.
+    return path.count("/"), unicodedata.normalize("NFKC", path).casefold()
+
+
+class GroupMetadata:
+    """The ``zarr.json`` of a group: its attributes, consolidated metadata and
+    tolerated extensions.
+
+    Attributes
+    ----------
+    attributes : dict
+    consolidated : dict or None
+        The consolidated metadata the document holds (zarr-python's
+        ``consolidated_metadata`` field, ``"kind": "inline"``): the metadata
+        (``ArrayMetadata`` or ``GroupMetadata``) of every node below the group,
+        by path relative to it (``"a/b"``); ``None`` if the document holds none.
+    """
+
+    def __init__(self, attributes=None, extra=None, consolidated=None):
         self.attributes = dict(_check_attributes(attributes, "group"))
         self.extra = dict(extra or {})
+        self.consolidated = _check_consolidated(consolidated)
+
+    @property
+    def zarr_format(self):
+        return 3
 
     def to_dict(self):
-        doc = {"attributes": self.attributes, "zarr_format": 3, "node_type": "group"}
+        doc = {"attributes": self.attributes, "zarr_format": 3}
+        if self.consolidated is not None:
+            # zarr-python's form: flat relative paths; group entries hold an empty block.
+            doc["consolidated_metadata"] = {
+                "kind": "inline", "must_understand": False,
+                "metadata": {path: self.consolidated[path].to_dict()
+                             for path in sorted(self.consolidated, key=_consolidated_order)}}
+        doc["node_type"] = "group"
         doc.update(self.extra)
         return doc
 
@@ -216,9 +309,18 @@ class GroupMetadata:
 
     @classmethod
     def from_dict(cls, doc, where="zarr.json"):
+        """Validate a parsed group ``zarr.json`` object; ``ParseError`` names the bad
+        field (for consolidated metadata, the entry's path too)."""
+        return cls._from_dict(doc, where, nested=False)
+
+    @classmethod
+    def _from_dict(cls, doc, where, nested):
         _check_header(doc, "group", where)
-        extra = _check_extra(doc, _GROUP_KEYS, where, _TOLERATED_GROUP_KEYS)
-        return cls(_check_attributes(doc.get("attributes"), where), extra)
+        if not nested and doc.get("consolidated_metadata") is not None:
+            _check_depth(doc, where)  # entries nest documents inside this one
+        extra = _check_extra(doc, _GROUP_KEYS, where)
+        consolidated = _parse_consolidated(doc.get("consolidated_metadata"), where)
+        return cls(_check_attributes(doc.get("attributes"), where), extra, consolidated)
 
     @classmethod
     def from_json(cls, text, where="zarr.json"):
@@ -228,7 +330,9 @@ class GroupMetadata:
         return isinstance(other, GroupMetadata) and self.to_dict() == other.to_dict()
 
     def __repr__(self):
-        return f"GroupMetadata(attributes={self.attributes!r})"
+        held = ("" if self.consolidated is None
+                else f", consolidated={len(self.consolidated)} nodes")
+        return f"GroupMetadata(attributes={self.attributes!r}{held})"
 
 
 class ArrayMetadata:

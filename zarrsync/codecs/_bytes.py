@@ -16,8 +16,23 @@ NATIVE_ENDIAN = sys.byteorder
 
 
 def swap_unit(dtype):
-    """The word size whose bytes an endian change reverses (complex: per part)."""
+    """The word size whose bytes an endian change reverses (complex: per part;
+    fixed_length_utf32: per code point); 1 for types with no byte order
+    (one-byte types, null_terminated_bytes, raw_bytes) and 0 for structs,
+    whose fields NumPy swaps one by one."""
+    if dtype.fields is not None:
+        return 0
+    if dtype.kind in "SV" and dtype.type.__module__ == "numpy":
+        return 1
+    if dtype.kind == "U":
+        return 4
     return dtype.itemsize // 2 if dtype.kind == "c" else dtype.itemsize
+
+
+def _has_byte_order(dtype):
+    if dtype.fields is not None:
+        return any(_has_byte_order(dtype.fields[n][0]) for n in dtype.names)
+    return swap_unit(dtype) > 1
 
 
 class Bytes(ArrayToBytesCodec):
@@ -55,8 +70,12 @@ class Bytes(ArrayToBytesCodec):
             codec = "vlen-utf8" if dtype.kind == "T" else "vlen-bytes"
             raise CodecError(f"the bytes codec cannot encode the variable-length {name} "
                              f"data type; use {codec}")
-        if dtype.itemsize == 1:
-            # As zarr-python: one-byte types have no byte order to record.
+        if dtype.fields is not None:
+            # zarr-python 3.4 writes an endian for every struct, 3.1 none (read as little).
+            return self
+        if not _has_byte_order(dtype):
+            # As zarr-python: one-byte, null_terminated_bytes and raw_bytes types
+            # have no byte order to record.
             return self if self.endian is None else Bytes(None)
         if self.endian is None:
             raise CodecError(f"bytes codec needs an endian for data type {dtype.name}")
@@ -70,7 +89,10 @@ class Bytes(ArrayToBytesCodec):
 
     def needs_swap(self, dtype):
         """True if stored bytes of ``dtype`` differ from this machine's (byte order)."""
-        return self.endian is not None and self.endian != NATIVE_ENDIAN and dtype.itemsize > 1
+        endian = self.endian
+        if endian is None and dtype.fields is not None:
+            endian = "little"  # zarr-python 3.1 writes structs without an endian
+        return endian is not None and endian != NATIVE_ENDIAN and _has_byte_order(dtype)
 
     def encode(self, array):
         if not array.dtype.isnative:  # work from this machine's byte order
@@ -78,6 +100,9 @@ class Bytes(ArrayToBytesCodec):
         swap = self.needs_swap(array.dtype)
         if array.flags.c_contiguous and not swap:
             return memoryview(array.reshape(-1).view(np.uint8))
+        if swap and not swap_unit(array.dtype):
+            stored = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("S"))
+            return memoryview(stored.reshape(-1).view(np.uint8))
         out = np.empty(array.shape, dtype=array.dtype)
         transform.copy_into(array, out, swap_unit(array.dtype) if swap else 1)
         return memoryview(out.reshape(-1).view(np.uint8))
@@ -87,6 +112,9 @@ class Bytes(ArrayToBytesCodec):
         if len(data) != expected:
             raise CodecError(f"bytes codec: expected {expected} bytes for shape "
                              f"{tuple(shape)} of {dtype.name}, got {len(data)}")
+        if self.needs_swap(dtype) and not swap_unit(dtype):
+            return np.frombuffer(data, dtype=dtype.newbyteorder("S")).astype(dtype).reshape(
+                shape)
         if self.needs_swap(dtype):
             buf = np.frombuffer(data, dtype=np.uint8).copy()
             transform.byteswap(buf, swap_unit(dtype))

@@ -23,7 +23,7 @@ The reads go through a source with the pipeline's ``ChunkIO`` interface
 import numpy as np
 
 from .._kernels import shard as shard_kernels
-from ..dtypes import all_fill, fill_array, is_vlen
+from ..dtypes import all_fill, coerce_fill_value, fill_array, is_vlen
 from ..errors import CodecError, InvalidShardingChunkShape
 from ..indexing import ChunkPlan, ElementPlan
 from ._base import ArrayToBytesCodec
@@ -138,7 +138,7 @@ class ShardingIndexed(ArrayToBytesCodec):
                                 self.index_location)
         bound.shard_shape = shard_shape
         if fill_value is None:
-            fill_value = ("" if dtype.kind == "T" else b"") if is_vlen(dtype) else 0
+            fill_value = coerce_fill_value(None, dtype)  # the data type's zero
         bound.fill_value = fill_array(fill_value, dtype)
         bound.inner = CodecChain(codecs, dtype, self.chunk_shape, bound.fill_value[()])
         bound.chunks_per_shard = tuple(s // c for s, c in zip(shard_shape, self.chunk_shape))

@@ -10,6 +10,7 @@ which each store object delegates to.
 from abc import ABCMeta, abstractmethod
 
 from ..errors import ReadOnlyStoreError
+from ..nodes import GroupNode
 from ._buffer import watch_key_value_methods
 from ._hierarchy import Hierarchy
 
@@ -243,13 +244,19 @@ class Store(metaclass=ABCMeta):
         """``(arrays, groups)``: the nodes directly inside ``group``, sorted by path.
 
         Empty lists if the group has no children or is not in the store;
-        ``ParseError`` if a child's ``node_type`` is invalid.
+        ``ParseError`` if a child's ``node_type`` is invalid. If the group, or
+        a group above it, holds consolidated metadata, the nearest such copy
+        answers without listing the store.
         """
         return self._hierarchy.find_child_nodes(group)
 
     def find_all_nodes(self):
         """``(arrays, groups)``: every node in the store, sorted by path (the root
-        group included; ``([ArrayNode.root()], [])`` for a store that is one array)."""
+        group included; ``([ArrayNode.root()], [])`` for a store that is one array).
+
+        If the root group holds consolidated metadata, that copy answers
+        without listing the store (as zarr-python's consolidated open does).
+        """
         return self._hierarchy.find_all_nodes()
 
     def erase_group_node(self, node):
@@ -308,6 +315,23 @@ class Store(metaclass=ABCMeta):
         """Replace the user attributes of array or group ``node``."""
         self._refuse_writes("set_attributes", _path_of(node))
         self._hierarchy.set_attributes(node, attributes)
+
+    def consolidate_metadata(self, group=GroupNode.root()):
+        """Write the metadata of every node below ``group`` into its ``zarr.json``.
+
+        The group's document gets zarr-python's ``consolidated_metadata`` block
+        (``"kind": "inline"``, each node's document by its path relative to the
+        group), built by listing the store. zarrsync keeps the block fresh:
+        every change it makes below the group updates it in the same call.
+        Listings (``find_all_nodes``, ``find_child_nodes``) then come from the
+        block without listing the store; node metadata always comes from the
+        node's own ``zarr.json``.
+
+        Raises ``KeyNotFound`` if ``group`` is not a group of the store, and
+        ``ParseError`` if a node's document below it is invalid.
+        """
+        self._refuse_writes("consolidate_metadata", _path_of(group))
+        self._hierarchy.consolidate_metadata(group)
 
     def read_array(self, node, selection=Ellipsis, dtype=None):
         """Read ``selection`` of array ``node`` into a new ``numpy.ndarray``.

@@ -7,6 +7,13 @@ needs to be safe with several writers in the process (striped chunk locks)
 and the write buffer. What it keeps is bounded: a cache of parsed array
 metadata (dropped with the node), the locks, and the buffered chunks of
 stores that buffer writes.
+
+Consolidated metadata (a group's copy of the documents below it) is kept
+fresh here: every change to a node below a group holding a copy retracts
+the node's entries from the copy, changes the node, then publishes the new
+entries (``_retract`` / ``_publish``), so a crash at any point leaves every
+entry equal to its node's own document, at worst with entries missing.
+Listings use the copy; a node's metadata always comes from its own document.
 """
 
 import contextlib
@@ -30,6 +37,30 @@ _N_CHUNK_LOCKS = 64
 
 #: What error messages call the array whose ``zarr.json`` is at the store's root.
 _ROOT_ARRAY = "the root array / (zarr.json at the store's root)"
+
+
+def _relative(holder, node):
+    """The path of ``node`` relative to group ``holder`` above it (``"a/b"``)."""
+    return node.key[len(holder.key) + 1:] if holder.key else node.key
+
+
+def _node_at(holder, relative, meta):
+    """The node of a consolidated entry, or ``None`` if zarrsync cannot address
+    its name (written by another tool)."""
+    path = holder.path.rstrip("/") + "/" + relative
+    try:
+        return (ArrayNode.of_path(path) if isinstance(meta, ArrayMetadata)
+                else GroupNode.of_path(path))
+    except NodeInvariant:
+        return None
+
+
+def _entry(meta):
+    """A node's metadata as a consolidated entry: a group's in zarr-python's
+    form, with an empty block of its own (its nodes are listed flat above it)."""
+    if isinstance(meta, GroupMetadata):
+        return GroupMetadata(meta.attributes, meta.extra, consolidated={})
+    return meta
 
 
 def _chunk_prefix(node):
@@ -224,9 +255,101 @@ class Hierarchy:
         self._forget("zarr.json")
 
     def _create_ancestors(self, node):
+        """Create the missing groups above ``node``; returns ``{group: metadata}``
+        of those it made."""
+        made = {}
         for anc in node.ancestors():
             if self._node_type(anc) is None:
-                self._set_document(anc, GroupMetadata())
+                made[anc] = GroupMetadata()
+                self._set_document(anc, made[anc])
+        return made
+
+    # -- consolidated metadata --------------------------------------------------------------
+
+    def _holders(self, node):
+        """``[(group, GroupMetadata)]``: the groups above ``node`` whose ``zarr.json``
+        holds consolidated metadata, root first (``ParseError`` if a copy is bad)."""
+        ancestors = node.ancestors()
+        out = []
+        for anc, raw in zip(ancestors, self._documents([a.metadata_key for a in ancestors])):
+            if raw is None:
+                continue
+            doc = load_json(raw, anc.metadata_key)
+            if doc.get("node_type") == "group" and doc.get("consolidated_metadata") is not None:
+                out.append((anc, GroupMetadata.from_dict(doc, anc.metadata_key)))
+        return out
+
+    def _retract(self, holders, node, subtree):
+        """Drop ``node``'s entry (and with ``subtree`` every entry below it) from
+        each holder's copy, before the node changes; returns, per holder, the
+        dropped entries by path relative to ``node`` (``""`` for itself)."""
+        dropped = []
+        for holder, meta in holders:
+            rel = _relative(holder, node)
+            gone = {p: m for p, m in meta.consolidated.items()
+                    if p == rel or (subtree and p.startswith(rel + "/"))}
+            for p in gone:
+                del meta.consolidated[p]
+            if gone:
+                self._set_document(holder, meta)
+            dropped.append({p[len(rel) + 1:] if p != rel else "": m for p, m in gone.items()})
+        return dropped
+
+    def _publish(self, holders, entries):
+        """Add ``entries`` (``{node: metadata}``) to each holder's copy, after the
+        nodes are written."""
+        if not entries:
+            return
+        for holder, meta in holders:
+            # A group made above a holder (whose own parent was missing) is no entry of it.
+            inside = holder.key + "/" if holder.key else ""
+            below = [n for n in entries if n.key.startswith(inside) and n.key != holder.key]
+            for node in below:
+                meta.consolidated[_relative(holder, node)] = _entry(entries[node])
+            if below:
+                self._set_document(holder, meta)
+
+    def _nearest_copy(self, group):
+        """``(holder, consolidated)`` of the nearest group at or above ``group``
+        holding consolidated metadata, ``(None, None)`` if none, or ``None`` if
+        ``group`` is not a group of the store."""
+        chain = [*group.ancestors(), group]
+        raws = self._documents([g.metadata_key for g in chain])
+        if raws[-1] is None or node_type_of(raws[-1], group.metadata_key) != "group":
+            return None
+        for holder, raw in zip(reversed(chain), reversed(raws)):
+            if raw is None:
+                continue
+            doc = load_json(raw, holder.metadata_key)
+            if doc.get("node_type") == "group" and doc.get("consolidated_metadata") is not None:
+                return holder, GroupMetadata.from_dict(doc, holder.metadata_key).consolidated
+        return None, None
+
+    def consolidate_metadata(self, group):
+        """Store the documents of every node below ``group`` (found by listing the
+        store, never from an older copy) as its consolidated metadata."""
+        if not isinstance(group, GroupNode):
+            raise NodeInvariant(f"expected a GroupNode, got {type(group).__name__}")
+        meta = self.group_metadata(group)
+        prefix = group.key + "/" if group.key else ""
+        keys = sorted((k for k in self.store.list_prefix(prefix) if k.endswith("/zarr.json")
+                       or (not prefix and k == "zarr.json")), key=lambda k: k.count("/"))
+        found = {}
+        arrays = set()
+        for key, raw in zip(keys, self._documents(keys)):
+            rel = key[len(prefix):-len("zarr.json")].rstrip("/")
+            parts = rel.split("/")
+            if raw is None or not rel or any("/".join(parts[:i]) in arrays
+                                             for i in range(1, len(parts))):
+                continue  # the group itself, or a key inside an array (no node)
+            doc = load_json(raw, key)
+            if doc.get("node_type") == "array":
+                found[rel] = ArrayMetadata.from_dict(doc, key)
+                arrays.add(rel)
+            else:
+                found[rel] = _entry(GroupMetadata.from_dict(doc, key))
+        meta.consolidated = found
+        self._set_document(group, meta)
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -241,8 +364,10 @@ class Hierarchy:
             what = _ROOT_ARRAY if node.is_root() else f"an array at {node.path}"
             raise NodeExists(f"cannot create group {node.path}: {what} already exists")
         self._check_ancestors(node)
-        self._create_ancestors(node)
+        holders = self._holders(node)
+        made = self._create_ancestors(node)
         self._set_document(node, meta)
+        self._publish(holders, {**made, node: meta})
 
     def create_array(self, node, *, shape, chunks, dtype, fill_value, codecs,
                      dimension_names, attributes, separator, chunk_key_encoding, overwrite):
@@ -266,10 +391,13 @@ class Hierarchy:
                              f"{'an array' if existing == 'array' else 'a group'} "
                              f"already exists there")
         self._check_ancestors(node)
+        holders = self._holders(node)
+        self._retract(holders, node, subtree=True)
         # Clear the old node, or stale chunks no zarr.json claims, before writing.
         self._erase_prefix(node.key + "/")
-        self._create_ancestors(node)
+        made = self._create_ancestors(node)
         self._set_array_document(node, meta)
+        self._publish(holders, {**made, node: meta})
 
     def group_metadata(self, node):
         if not isinstance(node, GroupNode):
@@ -285,8 +413,12 @@ class Hierarchy:
     def find_child_nodes(self, group):
         if not isinstance(group, GroupNode):
             raise NodeInvariant(f"expected a GroupNode, got {type(group).__name__}")
-        if self._node_type(group) != "group":
+        nearest = self._nearest_copy(group)
+        if nearest is None:
             return [], []
+        holder, consolidated = nearest
+        if holder is not None:
+            return self._children_from_copy(group, holder, consolidated)
         prefix = group.key + "/" if group.key else ""
         _, names = self.store.list_dir(prefix)
         keys = [prefix + name + "/zarr.json" for name in names]
@@ -303,7 +435,28 @@ class Hierarchy:
             (arrays if kind == "array" else groups).append(child)
         return sorted(arrays), sorted(groups)
 
+    def _children_from_copy(self, group, holder, consolidated):
+        """``find_child_nodes`` answered from ``holder``'s consolidated copy."""
+        below = _relative(holder, group) + "/" if group != holder else ""
+        arrays, groups = [], []
+        for rel, meta in consolidated.items():
+            if rel.startswith(below) and "/" not in rel[len(below):]:
+                child = _node_at(holder, rel, meta)
+                if child is not None:
+                    (arrays if isinstance(child, ArrayNode) else groups).append(child)
+        return sorted(arrays), sorted(groups)
+
     def find_all_nodes(self):
+        root = GroupNode.root()
+        raw = self._document(root.metadata_key)
+        if raw is not None:
+            doc = load_json(raw, root.metadata_key)
+            if doc.get("node_type") == "group" and doc.get("consolidated_metadata") is not None:
+                copy = GroupMetadata.from_dict(doc, root.metadata_key).consolidated
+                nodes = [n for n in (_node_at(root, rel, m) for rel, m in copy.items())
+                         if n is not None]
+                return (sorted(n for n in nodes if isinstance(n, ArrayNode)),
+                        sorted([root] + [n for n in nodes if isinstance(n, GroupNode)]))
         keys = [k for k in self.store.list_prefix("")
                 if k == "zarr.json" or k.endswith("/zarr.json")]
         arrays, groups = [], []
@@ -334,6 +487,7 @@ class Hierarchy:
             if kind != "array":  # a root array is no group: erase_array_node erases it
                 self.erase_all_nodes()
         elif self._node_type(node) != "array":
+            self._retract(self._holders(node), node, subtree=True)
             self._erase_prefix(node.key + "/")
 
     def erase_array_node(self, node):
@@ -341,6 +495,7 @@ class Hierarchy:
             raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
         if not node.is_root():
             if self._node_type(node) != "group":
+                self._retract(self._holders(node), node, subtree=True)
                 self._erase_prefix(node.key + "/")
             return
         if self._node_type(node) != "array":
@@ -378,8 +533,17 @@ class Hierarchy:
         existing = self._node_type(new)
         if existing is not None:
             raise NodeExists(f"cannot rename {node.path}: a {existing} exists at {new.path}")
+        holders = self._holders(node)
+        dropped = self._retract(holders, node, subtree=True)
         self.store.move_prefix(node.key + "/", new.key + "/")
         self._forget(node.key + "/")
+        # The moved documents are the dropped entries, under the new name.
+        for (holder, meta), entries in zip(holders, dropped):
+            base = _relative(holder, new)
+            for rel, entry in entries.items():
+                meta.consolidated[base + "/" + rel if rel else base] = entry
+            if entries:
+                self._set_document(holder, meta)
         return new
 
     def rename_group(self, node, new_name):
@@ -397,11 +561,16 @@ class Hierarchy:
             meta = self.array_layout(node).meta
             new = meta.with_shape(meta.shape)
             new.attributes = GroupMetadata(attributes).attributes
+            holders = self._holders(node)
+            self._retract(holders, node, subtree=False)
             self._set_array_document(node, new)
         else:
-            new = self.group_metadata(node)
+            new = self.group_metadata(node)  # keeps the group's own consolidated copy
             new.attributes = GroupMetadata(attributes).attributes
+            holders = self._holders(node)
+            self._retract(holders, node, subtree=False)
             self._set_document(node, new)
+        self._publish(holders, {node: new})
 
     # -- data -------------------------------------------------------------------------------
 
@@ -444,6 +613,8 @@ class Hierarchy:
             resized = meta.with_shape(shape)
         except ParseError as e:
             raise InvalidResizeShape(f"cannot resize array {node.path} to {shape}: {e}") from None
+        holders = self._holders(node)
+        self._retract(holders, node, subtree=False)
         shrunk = [d for d, (new, old) in enumerate(zip(shape, meta.shape)) if new < old]
         for d in shrunk:
             # The boundary chunks keep their part inside the new shape; the
@@ -462,3 +633,4 @@ class Hierarchy:
                                               zip(coords, meta.chunks, shape)):
                     self.store.erase(key)
         self._set_array_document(node, resized)
+        self._publish(holders, {node: resized})
