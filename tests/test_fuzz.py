@@ -10,7 +10,8 @@ except where a checksum protects it.
 Bounds: while a target runs, the process may not map more than
 ``MEMORY_HEADROOM`` bytes beyond what it had (``RLIMIT_AS``), so an input
 that makes zarrsync allocate without bound fails the run as a ``MemoryError``,
-and a watchdog ends the run with every thread's stack if one example hangs.
+and a watchdog ends the run with every thread's stack if one example hangs
+(run with ``-s`` to see them: pytest captures stderr).
 
 CI runs ``CI_EXAMPLES`` examples per target.
 A long local run, as documented in ``docs/reliability.md``::
@@ -205,6 +206,8 @@ def run_target(examples, strategy, check):
               max_examples=examples or CI_EXAMPLES)
     @given(strategy)
     def target(case):
+        # Re-armed per example: the watchdog bounds one input, not the whole run.
+        faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
         check(case)
     target()
 
