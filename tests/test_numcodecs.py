@@ -637,3 +637,12 @@ def test_a_configuration_numcodecs_takes_but_cannot_use_is_a_codec_error():
     with pytest.raises(zs.CodecError, match="numcodecs.zlib .*could not encode"):
         store.write_array(node, ..., np.arange(4, dtype="uint16"))
     np.testing.assert_array_equal(store.read_array(node), [0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("field, value", [("blocksize", 2 ** 31), ("typesize", 2 ** 31),
+                                          ("blocksize", -1), ("typesize", 0)])
+def test_blosc_sizes_beyond_a_c_int_are_codec_errors(field, value):
+    """Found by the fuzzer: numcodecs raised OverflowError when encoding with a
+    blocksize of 2 ** 31."""
+    with pytest.raises(zs.CodecError, match=f"blosc {field} must be an integer"):
+        zs.codecs.from_dict({"name": "blosc", "configuration": {field: value}})

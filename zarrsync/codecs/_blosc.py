@@ -15,7 +15,7 @@ are private, so the header is read here from the documented format.
 import struct
 
 from ..dtypes import is_vlen
-from ..errors import CodecError
+from ..errors import CodecError, short_repr
 from ._base import BytesToBytesCodec
 
 __all__ = ["Blosc", "decode_blosc", "blosc_header"]
@@ -80,6 +80,9 @@ def max_blosc_size(size):
     return size + 32
 
 
+_C_INT_MAX = 2 ** 31 - 1
+
+
 class Blosc(BytesToBytesCodec):
     """Blosc compression (the spec's ``blosc`` codec).
 
@@ -122,12 +125,15 @@ class Blosc(BytesToBytesCodec):
             raise CodecError(f"blosc clevel must be an integer in 0..9, got {clevel!r}")
         if shuffle is not None and shuffle not in SHUFFLES:
             raise CodecError(f"blosc shuffle must be one of {list(SHUFFLES)}, got {shuffle!r}")
+        # c-blosc takes both as a C int.
         if typesize is not None and (isinstance(typesize, bool) or not isinstance(typesize, int)
-                                     or typesize < 1):
-            raise CodecError(f"blosc typesize must be a positive integer, got {typesize!r}")
-        if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 0:
-            raise CodecError(f"blosc blocksize must be a non-negative integer, got "
-                             f"{blocksize!r}")
+                                     or not 1 <= typesize <= _C_INT_MAX):
+            raise CodecError(f"blosc typesize must be an integer in 1..{_C_INT_MAX}, "
+                             f"got {short_repr(typesize)}")
+        if (isinstance(blocksize, bool) or not isinstance(blocksize, int)
+                or not 0 <= blocksize <= _C_INT_MAX):
+            raise CodecError(f"blosc blocksize must be an integer in 0..{_C_INT_MAX}, got "
+                             f"{short_repr(blocksize)}")
         self.cname, self.clevel, self.shuffle = cname, clevel, shuffle
         self.typesize, self.blocksize = typesize, blocksize
         self._codec = None
@@ -174,7 +180,11 @@ class Blosc(BytesToBytesCodec):
         return self._codec
 
     def encode(self, data):
-        return bytes(self._numcodecs().encode(data))
+        try:
+            return bytes(self._numcodecs().encode(data))
+        except (ValueError, OverflowError, RuntimeError, TypeError) as e:
+            raise CodecError(f"blosc {short_repr(self.to_dict()['configuration'])} could not "
+                             f"encode: {e}") from None
 
     def decode(self, data, max_size=None):
         return decode_blosc(data, max_size)
