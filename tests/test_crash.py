@@ -107,16 +107,17 @@ def chunk_generations(store):
     return gens
 
 
-def run_child(root, start, mode, nth):
-    """Run the writer until it is killed: at a random time ("free"), or while it
-    hangs inside its ``nth`` ``os.write`` ("torn") or ``os.replace`` ("stall")."""
-    proc = subprocess.Popen([sys.executable, "-P", "-c", CHILD, str(root), str(start), mode,
+def run_child(root, start, mode, nth, script=CHILD, latest=0.15):
+    """Run the writer ``script`` until it is killed: at a random time up to
+    ``latest`` seconds in ("free"), or while it hangs inside its ``nth``
+    ``os.write`` ("torn") or ``os.replace`` ("stall")."""
+    proc = subprocess.Popen([sys.executable, "-P", "-c", script, str(root), str(start), mode,
                              str(nth)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()
         if mode == "free":
-            time.sleep(random.uniform(0.01, 0.15))
+            time.sleep(random.uniform(0.01, latest))
         else:
             assert proc.stdout.readline() == "caught\n", proc.stderr.read()
         assert proc.poll() is None, f"the writer died: {proc.stderr.read()}"
@@ -257,25 +258,7 @@ CONSOLIDATED_ROUNDS = ["stall", "free", "stall", "free", "stall", "stall", "free
 def run_consolidated_child(root, start, mode, nth):
     """Run the consolidated-metadata writer until killed: at a random time
     ("free"), or while it hangs in its ``nth`` ``os.replace`` ("stall")."""
-    proc = subprocess.Popen([sys.executable, "-P", "-c", CONSOLIDATED_CHILD, str(root),
-                             str(start), mode, str(nth)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
-        if mode == "free":
-            time.sleep(random.uniform(0.01, 0.3))
-        else:
-            assert proc.stdout.readline() == "caught\n", proc.stderr.read()
-        assert proc.poll() is None, f"the writer died: {proc.stderr.read()}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        assert proc.returncode == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+    run_child(root, start, mode, nth, script=CONSOLIDATED_CHILD, latest=0.3)
 
 
 def check_copies(root, where):
