@@ -361,6 +361,13 @@ def damaged_chunks(draw):
     return key, draw(byte_mutations(SEED[key]))
 
 
+def _crc_matches(data):
+    """True if ``data`` ends in the crc32c of the rest: a change the checksum
+    cannot see (four 0xff bytes are their own crc32c, for one)."""
+    import crc32c
+    return len(data) >= 4 and crc32c.crc32c(data[:-4]) == int.from_bytes(data[-4:], "little")
+
+
 def test_fuzz_chunks(examples):
     """A damaged chunk (or shard) of each codec chain; where checksums guard
     it, it never reads as other values."""
@@ -368,7 +375,7 @@ def test_fuzz_chunks(examples):
         key, data = case
         store = seed_with(case)
         node = ArrayNode.of_path("/" + key.split("/c")[0])
-        if data != SEED[key] and key.startswith(CRC_PROTECTED):
+        if key.startswith(CRC_PROTECTED) and not _crc_matches(data) and data != SEED[key]:
             with pytest.raises(ZarrSyncError):
                 store.read_array(node)
         if key.startswith(CONTENT_CHECKED):

@@ -476,3 +476,27 @@ def test_an_entry_inflating_past_max_chunk_bytes_is_refused_unread(tmp_path):
     with zs.ZipStore(path, mode="r") as store:  # within the default bound: read as it is
         with pytest.raises(zs.CodecError, match="a/c/0"):
             store.read_array(node)  # 8 MiB where 4 bytes belong
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("compress_size", 0x3E000000, "end past the archive"),
+    ("header_offset", 1 << 40, "end past the archive"),
+    ("file_size", 1 << 30, "stored uncompressed, yet claims"),
+])
+def test_entry_sizes_that_cannot_be_true_are_refused_at_open(tmp_path, field, value, problem):
+    """Found by the fuzzer: a stored entry claiming 1 GiB in the central
+    directory made zipfile allocate 1 GiB to read 29 bytes."""
+    path = tmp_path / "lying.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("zarr.json", b'{"zarr_format": 3, "node_type": "group"}')
+    data = bytearray(path.read_bytes())
+    central = data.rindex(b"PK\x01\x02")
+    offset = {"compress_size": 20, "file_size": 24, "header_offset": 42}[field]
+    width = 4
+    data[central + offset:central + offset + width] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    if field == "header_offset":  # 2 ** 40 needs zip64; a 32-bit offset past the end does
+        data[central + offset:central + offset + 4] = (len(data) + 1).to_bytes(4, "little")
+        path.write_bytes(bytes(data))
+    with pytest.raises(zs.StoreError, match=problem):
+        zs.ZipStore(path, mode="r")

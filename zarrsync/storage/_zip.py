@@ -80,6 +80,18 @@ def _check_key(key):
         raise StoreError(f"invalid key {key!r}: {problem}")
 
 
+def _size_problem(info, archive_size):
+    """Why an entry's sizes cannot be true, or None. zipfile believes them
+    and would allocate what they claim before reading."""
+    if info.header_offset + info.compress_size > archive_size:
+        return (f"its {info.compress_size} bytes at offset {info.header_offset} end past the "
+                f"archive's {archive_size}")
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        return (f"it is stored uncompressed, yet claims {info.compress_size} bytes stored "
+                f"and {info.file_size} bytes of data")
+    return None
+
+
 def _slice_bounds(size, offset, length):
     start = max(0, size + offset) if offset < 0 else min(offset, size)
     end = size if length is None else min(size, start + max(0, length))
@@ -160,10 +172,12 @@ class ZipStore(Store):
             raise StoreError(f"cannot open {self._path!r}: not a zip file zarrsync can "
                              f"read ({type(e).__name__}: {e})") from e
         try:
+            archive_size = os.path.getsize(self._path)
             for info in zf.infolist():
                 name = info.filename
                 is_dir = name.endswith("/")
-                problem = _key_problem(name.rstrip("/") if is_dir else name)
+                problem = (_key_problem(name.rstrip("/") if is_dir else name)
+                           or _size_problem(info, archive_size))
                 if is_dir and name.strip("/") and not problem:
                     continue  # a directory entry holds no value
                 if problem or is_dir:
