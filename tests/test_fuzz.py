@@ -16,7 +16,9 @@ and a watchdog ends the run with every thread's stack if one example hangs
 CI runs ``CI_EXAMPLES`` examples per target.
 A long local run, as documented in ``docs/reliability.md``::
 
-    python -m pytest tests/test_fuzz.py --fuzz-examples 100000 -p no:cacheprovider
+    python -m pytest tests/test_fuzz.py --fuzz-examples 100000 -p no:cacheprovider -s
+
+(``-s`` shows how many inputs each target ran.)
 """
 
 import contextlib
@@ -201,15 +203,23 @@ def examples(request):
 
 
 def run_target(examples, strategy, check):
-    """Run ``check`` on ``examples`` draws of ``strategy`` (the profile's count if None)."""
+    """Run ``check`` on ``examples`` draws of ``strategy`` (``CI_EXAMPLES`` if None)."""
+    count = 0
+
     @settings(deadline=None, suppress_health_check=list(HealthCheck),
               max_examples=examples or CI_EXAMPLES)
     @given(strategy)
     def target(case):
+        nonlocal count
+        count += 1
+        if count % 10_000 == 0:  # progress of long runs, shown with pytest -s
+            print(f"{count} inputs", flush=True)
         # Re-armed per example: the watchdog bounds one input, not the whole run.
         faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
         check(case)
     target()
+    print(f"{check.__qualname__.split('.')[0]}: {count} inputs, every error a "
+          f"ZarrSyncError")  # shown with pytest -s, for the long runs
 
 
 # -- mutations ----------------------------------------------------------------------------
