@@ -110,9 +110,10 @@ SHARD_KEYS = sorted(k for k in CHUNK_KEYS if k.startswith(("g/shard/", "g/shard_
 #: Arrays whose stored chunks end in a crc32c of their bytes: any change is an error.
 CRC_PROTECTED = ("g/crc/", "g/gzip_crc/", "g/scalar/")
 #: Arrays whose chunks hold a checksum of their decoded content (gzip's CRC-32,
-#: zstd's content checksum, or crc32c): a changed chunk reads as an error or
-#: as the original data, never as other values.
-CONTENT_CHECKED = CRC_PROTECTED + ("g/gzip/", "g/zstd_sum/", "g/vbytes/", "g/shard_start/")
+#: or crc32c): a changed chunk reads as an error or as the original data,
+#: never as other values.
+#: (Not zstd's optional checksum: the damage may clear the frame's flag for it.)
+CONTENT_CHECKED = CRC_PROTECTED + ("g/gzip/", "g/vbytes/", "g/shard_start/")
 
 
 # -- the calls every target makes ---------------------------------------------------------
