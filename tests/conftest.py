@@ -25,6 +25,7 @@ a new, empty store. Every fixture below is parametrised over the list, so a
 backend is tested everywhere by adding one line to it.
 """
 
+import json
 import os
 
 import pytest
@@ -57,6 +58,9 @@ settings.load_profile(
 def pytest_addoption(parser):
     parser.addoption("--fast-paths", choices=("on", "off"), default="on",
                      help="run with zarrsync's native fast paths on (default) or off")
+    parser.addoption("--interop-matrix", default=None, metavar="PATH",
+                     help="write the interop matrix cells the run tested, with their "
+                          "outcomes, to PATH as JSON (see tests/interop_matrix.py)")
     parser.addoption("--fuzz-examples", type=int, default=None,
                      help="examples per fuzz target (tests/test_fuzz.py); default: its "
                           "CI_EXAMPLES")
@@ -64,6 +68,52 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     zarrsync.config.set(fast_paths=config.getoption("--fast-paths") == "on")
+    config.addinivalue_line("markers", "interop: a test that moves data between zarrsync "
+                                       "and another library (cells in its module's "
+                                       "interop_cells)")
+
+
+# -- the interop matrix -------------------------------------------------------------------
+#
+# A module that defines ``interop_cells(name, params)`` declares, per test, the
+# cells of docs/interop.md it checks; their outcomes are written with
+# --interop-matrix (tests/interop_matrix.py renders the page from them).
+
+_CELLS = pytest.StashKey()
+_OUTCOMES = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        declare = getattr(getattr(item, "module", None), "interop_cells", None)
+        if declare is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        cells = declare(item.originalname, callspec.params if callspec else {})
+        if cells:
+            item.add_marker(pytest.mark.interop)
+            item.stash[_CELLS] = cells
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    cells = item.stash.get(_CELLS, None)
+    if cells is None or not (report.when == "call" or report.failed or report.skipped):
+        return
+    previous = _OUTCOMES.get(item.nodeid, (cells, "passed"))[1]
+    state = "failed" if "failed" in (previous, report.outcome) else report.outcome
+    _OUTCOMES[item.nodeid] = (cells, state)
+
+
+def pytest_sessionfinish(session):
+    path = session.config.getoption("--interop-matrix")
+    if path:
+        rows = [dict(c, outcome=state) for cells, state in _OUTCOMES.values() for c in cells
+                if state != "skipped"]
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
 
 
 def pytest_report_header(config):

@@ -44,6 +44,7 @@ from hypothesis import strategies as st
 from isal import igzip, isal_zlib
 
 import zarrsync as zs
+from interop_matrix import cell, dtype_label
 from zarrsync import ArrayNode, codecs
 from zarrsync._kernels import native, zstd as libzstd
 from zarrsync.codecs import (Bytes, CodecChain, Crc32c, Gzip, ShardingIndexed, Transpose, Zstd,
@@ -1653,3 +1654,17 @@ def test_store_reads_transpose_memory_order_inside_shards(name, order):
     inner[0]["configuration"]["order"] = name  # the same chunks, as zarrita named the order
     store.set("a/zarr.json", json.dumps(doc).encode())
     assert store.read_array(NODE).tobytes() == x.tobytes()
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py)."""
+    found = {"test_zarr_python_reads_zarrsync_zstd": ("zarr-python", "zstd", "write"),
+             "test_zarrsync_reads_zarr_python_zstd": ("zarr-python", "zstd", "read"),
+             "test_zarr_python_reads_zarrsync_gzip": ("zarr-python", "gzip", "write"),
+             "test_zarrsync_reads_zarr_python_gzip": ("zarr-python", "gzip", "read"),
+             "test_tensorstore_reads_zarrsync_gzip": ("tensorstore", "gzip", "write"),
+             "test_zarrs_reads_zarrsync_gzip": ("zarrs", "gzip", "write")}.get(name)
+    if found is None:
+        return []
+    return [cell(found[0], 3, found[1], dtype_label(params.get("dtype", "float32")),
+                 found[2])]

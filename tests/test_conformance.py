@@ -54,6 +54,7 @@ import tensorstore as ts
 import zarr
 
 import zarrsync as zs
+from interop_matrix import cell, codec_label, dtype_label
 from zarrsync import ArrayNode, GroupNode
 
 from test_interop import (C_CRC32C, assert_same_bits, bit_pattern_data, c_bytes, c_gzip,
@@ -711,3 +712,16 @@ def test_variable_length_both_ways(tmp_path, kind, encoding):
     za = zarr.open_array(zarr.storage.LocalStore(str(dst), read_only=True), path="g/v",
                          mode="r")
     assert np.asarray(za[...], dtype=object).tolist() == expected.tolist()
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py)."""
+    recipe = params.get("recipe")
+    if recipe is None:
+        return []
+    label = codec_label(recipe.codecs)
+    if name == "test_zarrsync_reads_data":
+        return [cell(params["writer"], 3, label, dtype_label(recipe.dtype), "read")]
+    if name == "test_reads_zarrsync_rewrite":
+        return [cell(params["reader"], 3, label, dtype_label(recipe.dtype), "write")]
+    return []

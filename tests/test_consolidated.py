@@ -15,6 +15,7 @@ import pytest
 import zarr
 
 import zarrsync as zs
+from interop_matrix import cell
 from zarrsync import ArrayNode, GroupNode
 from zarrsync.codecs import Bytes, ShardingIndexed
 from zarrsync.errors import KeyNotFound, ParseError, ReadOnlyStoreError
@@ -467,3 +468,12 @@ def test_a_copy_in_a_group_whose_parent_is_implicit():
     assert store.group_metadata(GroupNode.root()).consolidated is None
     assert store.find_child_nodes(GroupNode.of_path("/g/x")) == (
         [ArrayNode.of_path("/g/x/a")], [])
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py)."""
+    if name == "test_stale_copy_through_xarray":
+        return [cell("xarray", 3, "zstd (default)", "float64", "write")]
+    if name == "test_reads_zarr_python_consolidated_block":
+        return [cell("zarr-python", 3, "zstd (consolidated)", "any", "read")]
+    return []

@@ -230,7 +230,7 @@ def test_unknown_codec(root, codecs):
     for op in [lambda: store.array_metadata(node("raw")),
                lambda: store.read_array(node("raw")),
                lambda: store.write_array(node("raw"), 0, np.int32(1))]:
-        with pytest.raises(zs.ParseError, match="unknown codec") as info:
+        with pytest.raises(zs.ParseError, match="codec .* is not supported") as info:
             op()
         assert "g/raw/zarr.json" in str(info.value)
     # Finding nodes needs only node_type: the array is still listed.

@@ -29,7 +29,7 @@ import pytest
 import zarr
 
 import zarrsync as zs
-from zarrsync import ArrayNode
+from zarrsync import ArrayNode, GroupNode
 from zarrsync.codecs import Bytes, Crc32c
 
 SHAPE = (12, 32768)   # 12 chunks of 128 KiB (int32)
@@ -107,12 +107,12 @@ def chunk_generations(store):
     return gens
 
 
-def run_child(root, start, mode, nth, script=CHILD, latest=0.15):
+def run_child(root, start, mode, nth, script=CHILD, latest=0.15, extra=()):
     """Run the writer ``script`` until it is killed: at a random time up to
     ``latest`` seconds in ("free"), or while it hangs inside its ``nth``
     ``os.write`` ("torn") or ``os.replace`` ("stall")."""
     proc = subprocess.Popen([sys.executable, "-P", "-c", script, str(root), str(start), mode,
-                             str(nth)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             str(nth), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()
@@ -219,6 +219,7 @@ import zarrsync as zs
 from zarrsync import ArrayNode, GroupNode
 
 root, start, mode, nth = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+zarr_format = int(sys.argv[5])
 out = sys.stdout
 calls = 0
 if mode == "stall":  # hang in the nth os.replace: a document is about to be replaced
@@ -244,7 +245,7 @@ while True:
     store.set_attributes(GroupNode.root(), {"gen": gen})
     store.erase_array_node(eph)
     store.create_array(eph, shape=(1 + gen % 5,), chunks=(2,), dtype="int16",
-                       attributes={"gen": gen})
+                       attributes={"gen": gen}, zarr_format=zarr_format)
     r = GroupNode.of_path("/g/r0")
     if not store.group_exists(r):
         r = GroupNode.of_path("/g/r1")
@@ -255,55 +256,61 @@ while True:
 CONSOLIDATED_ROUNDS = ["stall", "free", "stall", "free", "stall", "stall", "free", "free"]
 
 
-def run_consolidated_child(root, start, mode, nth):
+def run_consolidated_child(root, start, mode, nth, zarr_format):
     """Run the consolidated-metadata writer until killed: at a random time
     ("free"), or while it hangs in its ``nth`` ``os.replace`` ("stall")."""
-    run_child(root, start, mode, nth, script=CONSOLIDATED_CHILD, latest=0.3)
+    run_child(root, start, mode, nth, script=CONSOLIDATED_CHILD, latest=0.3,
+              extra=[str(zarr_format)])
 
 
 def check_copies(root, where):
-    """Every entry of each copy (at / and /g) equals its node's own zarr.json;
-    returns how many nodes below each holder its copy misses."""
-    from zarrsync.metadata import GroupMetadata, load_json
-
+    """Every entry of each copy (at / and /g: a zarr.json block, or a v2
+    .zmetadata) equals its node's own documents; returns how many nodes below
+    each holder its copy misses. A v2 holder may have dropped its whole copy
+    (while its own attributes changed): then every node counts as missed."""
     store = zs.FilesystemStore(root, mode="r")
     missing = {}
     for holder in ("", "g"):
-        key = f"{holder}/zarr.json" if holder else "zarr.json"
-        copy = GroupMetadata.from_json(store.get(key), key).consolidated
-        assert copy is not None, f"{where}: {key} lost its consolidated metadata"
-        for rel, entry in copy.items():
-            node_key = f"{holder}/{rel}/zarr.json" if holder else f"{rel}/zarr.json"
-            raw = store.get(node_key)
-            assert raw is not None, f"{where}: {key} holds {rel!r}, which is gone"
-            doc = load_json(raw, node_key)
-            assert doc["node_type"] == entry.to_dict()["node_type"], f"{where}: {node_key}"
-            if doc["node_type"] == "array":
-                own = zs.ArrayMetadata.from_dict(doc, node_key).to_dict()
-                assert entry.to_dict() == own, f"{where}: {key} holds a stale {rel!r}"
+        meta = store.group_metadata(GroupNode.of_path("/" + holder))
+        copy = meta.consolidated
+        assert copy is not None or meta.zarr_format == 2, \
+            f"{where}: /{holder} lost its consolidated metadata"
+        for rel, entry in (copy or {}).items():
+            path = f"/{holder}/{rel}" if holder else f"/{rel}"
+            if isinstance(entry, zs.ArrayMetadata):
+                node = ArrayNode.of_path(path)
+                assert store.array_exists(node), f"{where}: /{holder} holds {rel!r}, gone"
+                assert entry == store.array_metadata(node), \
+                    f"{where}: /{holder} holds a stale {rel!r}"
             else:
-                own = GroupMetadata.from_dict(doc, node_key)
+                node = GroupNode.of_path(path)
+                assert store.group_exists(node), f"{where}: /{holder} holds {rel!r}, gone"
+                own = store.group_metadata(node)
                 assert (entry.attributes, entry.extra) == (own.attributes, own.extra), \
-                    f"{where}: {key} holds a stale {rel!r}"
+                    f"{where}: /{holder} holds a stale {rel!r}"
         prefix = f"{holder}/" if holder else ""
-        nodes = {k[len(prefix):-len("/zarr.json")] for k in store.list_prefix(prefix)
-                 if k.endswith("/zarr.json") and k != key}
-        missing[holder] = len(nodes - set(copy))
+        nodes = {k[len(prefix):].rpartition("/")[0] for k in store.list_prefix(prefix)
+                 if k.rpartition("/")[2] in ("zarr.json", ".zarray", ".zgroup")}
+        nodes.discard("")
+        missing[holder] = len(nodes - set(copy or {}))
     return missing
 
 
 @pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")
 @pytest.mark.filterwarnings("ignore:Object at .*zarrsync-tmp")  # what killed writers leave
-@pytest.mark.parametrize("seed", [0, 1])
-def test_sigkill_keeps_consolidated_metadata_true(tmp_path, seed):
+@pytest.mark.parametrize("seed,zarr_format", [(0, 3), (1, 3), (0, 2), (1, 2)])
+def test_sigkill_keeps_consolidated_metadata_true(tmp_path, seed, zarr_format):
     rng = random.Random(seed)
     root = tmp_path / "store.zarr"
     store = zs.FilesystemStore(root)
+    store.create_group(GroupNode.root(), zarr_format=zarr_format)
     store.create_array(ArrayNode.of_path("/g/arr"), shape=(4, 4), chunks=(2, 2),
-                       dtype="int32", attributes={"gen": 0})
+                       dtype="int32", attributes={"gen": 0}, zarr_format=zarr_format)
     store.write_array(ArrayNode.of_path("/g/arr"), ..., np.arange(16, dtype="int32").reshape(4, 4))
-    store.create_array(ArrayNode.of_path("/g/h/eph"), shape=(2,), chunks=(2,), dtype="int16")
-    store.create_array(ArrayNode.of_path("/g/r0/x"), shape=(3,), chunks=(3,), dtype="uint8")
+    store.create_array(ArrayNode.of_path("/g/h/eph"), shape=(2,), chunks=(2,), dtype="int16",
+                       zarr_format=zarr_format)
+    store.create_array(ArrayNode.of_path("/g/r0/x"), shape=(3,), chunks=(3,), dtype="uint8",
+                       zarr_format=zarr_format)
     store.consolidate_metadata(zs.GroupNode.of_path("/g"))
     store.consolidate_metadata()
     assert check_copies(root, "setup") == {"": 0, "g": 0}
@@ -312,7 +319,7 @@ def test_sigkill_keeps_consolidated_metadata_true(tmp_path, seed):
     for round_, mode in enumerate(CONSOLIDATED_ROUNDS):
         nth = rng.randint(1, 60)
         random.seed(seed * 100 + round_)
-        run_consolidated_child(root, start, mode, nth)
+        run_consolidated_child(root, start, mode, nth, zarr_format)
         check_copies(root, f"round {round_} ({mode}, nth={nth})")
         start += 1000  # generations of each round differ from the last round's
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import zarrsync as zs
+from interop_matrix import cell, dtype_label
 from zarrsync import ArrayNode
 from zarrsync.dtypes import (coerce_fill_value, dtype_name, encode_fill_value, parse_dtype,
                              parse_fill_value)
@@ -208,7 +209,7 @@ def test_hostile_data_types_name_the_field(doc, field):
         ArrayMetadata.from_json(text)
 
 
-@pytest.mark.parametrize("spelling", ["foo", "float8_e4m3fnx", "complex_bfloat16"])
+@pytest.mark.parametrize("spelling", ["foo", "float8_e4m3fnx", "complex_int4"])
 def test_unsupported_types_are_named(spelling):
     with pytest.raises(zs.ParseError, match=f"data type '{spelling}' is not supported"):
         zs.dtypes.data_type_of(spelling, "zarr.json")
@@ -523,7 +524,8 @@ def test_reads_zarr_python_31_structured(tmp_path):
     data = _sample(dt, 3, 5)
     theirs[1:4] = data
     doc = json.loads((tmp_path / "s" / "zarr.json").read_text())
-    assert doc["data_type"]["name"] == "structured"
+    assert doc["data_type"]["name"] == (
+        "structured" if tuple(map(int, zarr.__version__.split(".")[:2])) < (3, 4) else "struct")
     store = zs.FilesystemStore(tmp_path / "s")
     expected = np.empty(5, dt)
     expected[...] = fill
@@ -564,3 +566,110 @@ def test_interop_tensorstore(tmp_path, name):
     store = zs.FilesystemStore(tmp_path / "ts")
     assert store.read_array(ArrayNode.root()).tobytes() == data.tobytes()
     assert json.loads((tmp_path / "ts" / "zarr.json").read_text())["data_type"] == name
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py)."""
+    if name == "test_reads_zarr_python_34_fixture":
+        dtype = GEN.RECIPES[params["name"]][0]
+        return [cell("zarr-python 3.4 (stored fixture)", 3, "bytes", dtype_label(dtype),
+                     "read")]
+    if name == "test_interop_zarr_python_31":
+        return [cell("zarr-python", 3, "bytes", dtype_label(params["dtype"]), d)
+                for d in ("read", "write")]
+    if name == "test_reads_zarr_python_31_structured":
+        return [cell("zarr-python", 3, "zstd", "struct", "read")]
+    if name == "test_interop_tensorstore":
+        return [cell("tensorstore", 3, "bytes", params["name"], d) for d in ("read", "write")]
+    return []
+
+
+# -- complex types of low-precision floats (zarr-extensions complex_*) ------------------
+
+LOW_COMPLEX = ["complex_bfloat16", "complex_float16", "complex_float8_e4m3fn",
+               "complex_float8_e5m2", "complex_float8_e8m0fnu", "complex_float6_e2m3fn",
+               "complex_float4_e2m1fn"]
+
+
+def _parts(name):
+    part = np.dtype(getattr(ml_dtypes, name[len("complex_"):], None)
+                    or name[len("complex_"):])
+    return part
+
+
+@pytest.mark.parametrize("endian", ["little", "big"])
+@pytest.mark.parametrize("name", LOW_COMPLEX)
+def test_low_complex_bytes_follow_the_spec(name, endian):
+    """Each element is its real part then its imaginary part, each in the
+    bytes codec's byte order (per part, as for complex64)."""
+    part = _parts(name)
+    values = np.array([1 + 2j, 0.5 - 1j, -4j, 3, 0.25 + 0.25j, -2 - 0.5j], dtype=complex)
+    store = zs.MemoryStore()
+    store.create_array(NODE, shape=(6,), chunks=(6,), dtype=name,
+                       codecs=[{"name": "bytes", "configuration": {"endian": endian}}])
+    store.write_array(NODE, ..., values)
+    pairs = np.stack([values.real.astype(part), values.imag.astype(part)], axis=-1)
+    order = "<" if endian == "little" else ">"
+    units = pairs.view(f"u{part.itemsize}")
+    want = units.astype(units.dtype.newbyteorder(order)).tobytes()
+    assert bytes(store.get("a/c/0")) == want
+    got = store.read_array(NODE)
+    assert zs.dtypes.low_complex_name(got.dtype) == name
+    assert got["real"].tobytes() == pairs[:, 0].tobytes()
+    assert got["imag"].tobytes() == pairs[:, 1].tobytes()
+    assert store.array_metadata(NODE).data_type == name
+
+
+def test_low_complex_document_written_by_another_tool():
+    """A store as zarrs writes it: the name, a [real, imag] fill value in the
+    float encodings, big-endian parts."""
+    doc = {"zarr_format": 3, "node_type": "array", "shape": [3], "data_type": "complex_float16",
+           "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2]}},
+           "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+           "fill_value": ["NaN", "-Infinity"], "attributes": {},
+           "codecs": [{"name": "bytes", "configuration": {"endian": "big"}}]}
+    chunk = np.array([1.0, -2.0, 0.5, 65504.0], dtype=">f2").tobytes()
+    store = zs.MemoryStore({"a/zarr.json": json.dumps(doc).encode(), "a/c/0": chunk})
+    got = store.read_array(NODE)
+    assert got["real"].tolist()[:2] == [1.0, 0.5]
+    assert got["imag"].tolist()[:2] == [-2.0, 65504.0]
+    assert np.isnan(got["real"][2]) and got["imag"][2] == -np.inf
+    meta = store.array_metadata(NODE)
+    assert meta.to_dict()["fill_value"] == ["NaN", "-Infinity"]
+    assert ArrayMetadata.from_json(meta.to_json()) == meta
+
+
+@pytest.mark.parametrize("fill,words", [
+    ("x", "does not fit"), ([1], "expected \\[real, imag\\]"), (True, "does not fit"),
+    (["a", 0], "fill"),
+])
+def test_low_complex_bad_fill_values(fill, words):
+    with pytest.raises(zs.InvalidDataType, match=words):
+        zs.MemoryStore().create_array(NODE, shape=(2,), chunks=(2,), dtype="complex_bfloat16",
+                                      fill_value=fill)
+
+
+def test_low_complex_fill_forms_agree():
+    store = zs.MemoryStore()
+    for i, fill in enumerate([1.5 - 2j, [1.5, -2.0], (1.5, -2)]):
+        node = ArrayNode.of_path(f"/f{i}")
+        store.create_array(node, shape=(2,), chunks=(2,), dtype="complex_bfloat16",
+                           fill_value=fill)
+        assert store.array_metadata(node).to_dict()["fill_value"] == [1.5, -2.0]
+
+
+def test_complex_float32_and_64_are_the_core_complex_types():
+    assert parse_dtype("complex_float32") == np.complex64
+    assert parse_dtype("complex_float64") == np.complex128
+
+
+def test_low_complex_is_not_a_plain_struct():
+    plain = np.dtype([("real", "<f2"), ("imag", "<f2")])
+    assert dtype_name(parse_dtype(plain))["name"] == "struct"
+    assert dtype_name(parse_dtype("complex_float16")) == "complex_float16"
+
+
+def test_zarr_v2_has_no_low_complex():
+    with pytest.raises(zs.InvalidDataType, match="Zarr v2 has no type string"):
+        zs.MemoryStore().create_array(NODE, shape=(2,), chunks=(2,), dtype="complex_float16",
+                                      zarr_format=2)

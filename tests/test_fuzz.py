@@ -80,6 +80,20 @@ def _codec_chains():
     }
 
 
+def _v2_chains():
+    """name -> (dtype, shape, chunks, codecs, separator) of the Zarr v2 arrays."""
+    return {
+        "zstd_f": ("int32", (6, 5), (4, 2), [zc.Transpose((1, 0)), zc.Bytes("big"),
+                                             zc.Zstd(level=1)], "."),
+        "blosc": ("float64", (7,), (3,), [zc.Bytes(), zc.Blosc(cname="zstd", clevel=1)], "/"),
+        "delta_zlib": ("int16", (9,), (4,), [zc.numcodecs_codec("delta", dtype="<i2"),
+                                             zc.Bytes(), zc.numcodecs_codec("zlib", level=1)],
+                       "."),
+        "utf8": ("string", (5,), (2,), [zc.VlenUtf8(), zc.Blosc(cname="lz4", clevel=1)], "."),
+        "raw": ("uint8", (3, 3), (2, 2), [zc.Bytes(None)], "/"),
+    }
+
+
 def _values(dtype, shape):
     n = int(np.prod(shape, dtype=np.int64))
     if dtype == "string":
@@ -99,13 +113,28 @@ def build_seed():
                            dimension_names=[f"d{i}" for i in range(len(shape))] or None,
                            attributes={"units": "m"})
         store.write_array(node, ..., _values(dtype, shape))
+    # Zarr v2 beside them: .zgroup, .zarray, .zattrs, and a .zmetadata at /v2.
+    store.create_group(GroupNode.of_path("/v2/sub"), attrs={"k": 1}, zarr_format=2)
+    for name, (dtype, shape, chunks, codecs, sep) in _v2_chains().items():
+        node = ArrayNode.of_path(f"/v2/{name}")
+        store.create_array(node, shape=shape, chunks=chunks, dtype=dtype, codecs=codecs,
+                           separator=sep, attributes={"units": "s"}, zarr_format=2)
+        store.write_array(node, ..., _values(dtype, shape))
+    store.consolidate_metadata(GroupNode.of_path("/v2"))
     return store.to_dict()
+
+
+def _is_document(key):
+    return key.rpartition("/")[2] in ("zarr.json", ".zarray", ".zattrs", ".zgroup",
+                                      ".zmetadata")
 
 
 SEED = build_seed()
 ARRAY_NAMES = sorted(_codec_chains())
-CHUNK_KEYS = sorted(k for k in SEED if not k.endswith("zarr.json"))
-DOCUMENT_KEYS = sorted(k for k in SEED if k.endswith("zarr.json"))
+#: Every array of the seed, by key.
+ARRAY_KEYS = [f"g/{n}" for n in ARRAY_NAMES] + [f"v2/{n}" for n in sorted(_v2_chains())]
+CHUNK_KEYS = sorted(k for k in SEED if not _is_document(k))
+DOCUMENT_KEYS = sorted(k for k in SEED if _is_document(k))
 SHARD_KEYS = sorted(k for k in CHUNK_KEYS if k.startswith(("g/shard/", "g/shard_start/")))
 #: Arrays whose stored chunks end in a crc32c of their bytes: any change is an error.
 CRC_PROTECTED = ("g/crc/", "g/gzip_crc/", "g/scalar/")
@@ -139,9 +168,10 @@ def exercise(store, write=True):
 
     listed = attempt(store.find_all_nodes)
     arrays = list(listed[0]) if listed else []
-    arrays += [ArrayNode.of_path(f"/g/{n}") for n in ARRAY_NAMES]
+    arrays += [ArrayNode.of_path(f"/{k}") for k in ARRAY_KEYS]
     attempt(store.find_child_nodes, GroupNode.of_path("/g"))
-    for group in ("/", "/g", "/g/h"):
+    attempt(store.find_child_nodes, GroupNode.of_path("/v2"))
+    for group in ("/", "/g", "/g/h", "/v2", "/v2/sub"):
         attempt(store.group_metadata, GroupNode.of_path(group))
         attempt(store.group_exists, GroupNode.of_path(group))
     for node in dict.fromkeys(arrays):
@@ -385,7 +415,7 @@ def test_fuzz_chunks(examples):
     def check(case):
         key, data = case
         store = seed_with(case)
-        node = ArrayNode.of_path("/" + key.split("/c")[0])
+        node = ArrayNode.of_path("/" + next(a for a in ARRAY_KEYS if key.startswith(a + "/")))
         if key.startswith(CRC_PROTECTED) and not _crc_matches(data) and data != SEED[key]:
             with pytest.raises(ZarrSyncError):
                 store.read_array(node)

@@ -19,6 +19,7 @@ LAYERS = [
     {"zarrsync.storage"},
     {"zarrsync.pipeline"},
     {"zarrsync.metadata"},
+    {"zarrsync._zarr2"},
     {"zarrsync.codecs"},
     {"zarrsync.indexing", "zarrsync.dtypes", "zarrsync.nodes", "zarrsync.scheduler",
      "zarrsync._scratch"},

@@ -41,6 +41,7 @@ import numpy as np
 import pytest
 
 import zarrsync as zs
+from interop_matrix import cell, codec_label, dtype_label
 from zarrsync import ArrayNode, GroupNode
 
 zarr = pytest.importorskip("zarr")
@@ -1357,3 +1358,16 @@ def test_pinned_fixture(path, recipe):
     if not has_compressor(recipe["codecs"]):
         for key in fixture_keys:
             assert mine[key] == contents[key], key
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py)."""
+    names = {"test_zarr_python_reads_zarrsync": "write",
+             "test_zarrsync_reads_zarr_python": "read",
+             "test_codec_chain_zarr_python_reads_zarrsync": "write",
+             "test_codec_chain_zarrsync_reads_zarr_python": "read"}
+    if name not in names:
+        return []
+    case = params["case"]
+    return [cell("zarr-python", 3, codec_label(case.chain), dtype_label(case.dtype),
+                 names[name])]

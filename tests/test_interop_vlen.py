@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 import zarrsync as zs
+from interop_matrix import cell, codec_label
 from zarrsync import ArrayNode
 
 zarr = pytest.importorskip("zarr")
@@ -341,3 +342,13 @@ def test_transposed_frame_follows_the_spec():
                                 compressors=None)
     arr[...] = np.array([[1, 2], [3, 4]], dtype="uint8")
     assert contents(zstore)[KEY + "/c/0/0"] == bytes([1, 3, 2, 4])
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py)."""
+    direction = {"test_zarr_python_reads_zarrsync": "write",
+                 "test_zarrsync_reads_zarr_python": "read"}.get(name)
+    if direction is None:
+        return []
+    kind, chain_name, _ = params["case"]
+    return [cell("zarr-python", 3, codec_label(chain(chain_name, kind)), kind, direction)]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import zarrsync as zs
+from interop_matrix import cell
 from zarrsync import (ArrayNode, CannotRenameRoot, GroupNode, InvalidResizeShape, KeyNotFound,
                       NodeExists)
 
@@ -314,3 +315,17 @@ def test_zarrsync_reads_zarrs_root_array(tmp_path):
     store = zs.FilesystemStore(tmp_path, mode="r")
     assert store.find_all_nodes() == ([ROOT_ARRAY], [])
     assert store.read_array(ROOT_ARRAY).tobytes() == data.tobytes()
+
+
+def interop_cells(name, params):
+    """The cells of docs/interop.md each test checks (tests/interop_matrix.py):
+    root arrays, with each library's default chain."""
+    found = {"test_zarrsync_reads_tensorstore_root_array": ("tensorstore", "read"),
+             "test_tensorstore_reads_zarrsync_root_array": ("tensorstore", "write"),
+             "test_zarrsync_reads_zarr_python_root_array": ("zarr-python", "read"),
+             "test_zarr_python_reads_zarrsync_root_array": ("zarr-python", "write"),
+             "test_zarrs_reads_zarrsync_root_array": ("zarrs", "write"),
+             "test_zarrsync_reads_zarrs_root_array": ("zarrs", "read")}.get(name)
+    if found is None:
+        return []
+    return [cell(found[0], 3, "zstd (root array)", "any", found[1])]

@@ -17,6 +17,11 @@ names are read too), ``struct`` (structured dtypes, packed; the legacy
 ``structured`` is read too), and the low-precision types of ml_dtypes
 (``bfloat16``, ``float8_*``, ``float6_*``, ``float4_e2m1fn``, ``int2``,
 ``int4``, ``uint2``, ``uint4``), stored one element per byte or word.
+Their complex types (``complex_bfloat16``, ``complex_float16``,
+``complex_float8_*``, ...; zarr-extensions) have no NumPy type: they are a
+struct of ``real`` and ``imag`` fields of the part type, tagged with the
+name in the dtype's metadata (``low_complex_name``). ``complex_float32`` and
+``complex_float64`` are read as ``complex64`` and ``complex128``.
 """
 
 import base64
@@ -81,6 +86,26 @@ _ML_INTS = frozenset(("int2", "int4", "uint2", "uint4"))
 _ALIASES.update({"complex_float32": "complex64", "complex_float64": "complex128"})
 _NAME_OF = {dt: _WRITTEN_NAMES.get(name, name) for name, dt in DATA_TYPES.items()}
 
+#: Where a complex type of a low-precision float keeps its name (dtype metadata).
+_COMPLEX_TAG = "zarr_data_type"
+
+
+def _low_complex(part):
+    return np.dtype([("real", DATA_TYPES[part]), ("imag", DATA_TYPES[part])],
+                    metadata={_COMPLEX_TAG: "complex_" + part})
+
+
+#: zarr-extensions' complex types of the low-precision floats, as tagged structs.
+LOW_COMPLEX = {"complex_" + part: _low_complex(part)
+               for part in ("float16", *(n for n in _ML_NAMES if n not in _ML_INTS))}
+
+
+def low_complex_name(dtype):
+    """The name of a complex type of a low-precision float (``"complex_bfloat16"``),
+    or ``None`` for any other dtype."""
+    meta = dtype.metadata
+    return meta.get(_COMPLEX_TAG) if meta and dtype.fields is not None else None
+
 # Extension types that need a configuration, and their configuration fields.
 _TIME_NAMES = {"numpy.datetime64": "M", "numpy.timedelta64": "m"}
 _TIME_UNITS = ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "\u03bcs", "ns", "ps", "fs",
@@ -95,10 +120,11 @@ _RAW_BITS = re.compile(r"r([1-9][0-9]{0,10})")
 
 
 def _family(dtype):
-    """What a dtype's values are: "bool", "int", "float", "complex", "vlen", "time",
-    "utf32", "ntbytes", "raw" or "struct" (NumPy's ``kind`` mislabels ml_dtypes)."""
+    """What a dtype's values are: "bool", "int", "float", "complex", "lowcomplex",
+    "vlen", "time", "utf32", "ntbytes", "raw" or "struct" (NumPy's ``kind``
+    mislabels ml_dtypes)."""
     if dtype.fields is not None:
-        return "struct"
+        return "lowcomplex" if low_complex_name(dtype) else "struct"
     ml = _NAME_OF.get(dtype) if dtype.type.__module__.startswith("ml_dtypes") else None
     if ml is not None:
         return "int" if ml in _ML_INTS else "float"
@@ -123,6 +149,8 @@ def parse_dtype(dtype, object_as_bytes=False):
     """
     if isinstance(dtype, str) and _ALIASES.get(dtype, dtype) in DATA_TYPES:
         return DATA_TYPES[_ALIASES.get(dtype, dtype)]
+    if isinstance(dtype, str) and dtype in LOW_COMPLEX:
+        return LOW_COMPLEX[dtype]
     if isinstance(dtype, dict) or (isinstance(dtype, str) and (
             dtype in _CONFIGURED or _RAW_BITS.fullmatch(dtype))):
         try:
@@ -142,6 +170,8 @@ def parse_dtype(dtype, object_as_bytes=False):
 
 def _native(dt, object_as_bytes=False):
     """The supported native dtype equal to NumPy dtype ``dt`` (``InvalidDataType`` if none)."""
+    if low_complex_name(dt) in LOW_COMPLEX:
+        return LOW_COMPLEX[low_complex_name(dt)]
     if dt.fields is not None:
         if not dt.names:
             raise InvalidDataType("a struct data type needs at least one field")
@@ -183,6 +213,8 @@ def dtype_name(dtype):
     such as ``"float32"``, or an object such as ``{"name": "numpy.datetime64",
     "configuration": {"unit": "ns", "scale_factor": 1}}``."""
     family = _family(dtype)
+    if family == "lowcomplex":
+        return low_complex_name(dtype)
     if family == "struct":
         return {"name": "struct", "configuration": {"fields": [
             {"name": name, "data_type": dtype_name(dtype.fields[name][0])}
@@ -243,6 +275,8 @@ def _from_json(value, field):
     if not config:
         if _ALIASES.get(name, name) in DATA_TYPES:
             return DATA_TYPES[_ALIASES.get(name, name)]
+        if name in LOW_COMPLEX:
+            return LOW_COMPLEX[name]
         bits = _RAW_BITS.fullmatch(name)
         if bits:  # the core spec's raw bits: r8, r16, ... (whole bytes only)
             nbits = int(bits.group(1))
@@ -454,6 +488,14 @@ def parse_fill_value(value, dtype, field="fill_value"):
     family = _family(dtype)
     if family == "vlen":
         return _vlen_fill_from_json(value, dtype, field)
+    if family == "lowcomplex":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ParseError(f"{field}: expected [real, imag] for {low_complex_name(dtype)}, "
+                             f"got {short_repr(value)}")
+        out = np.zeros((), dtype=dtype)
+        for name, part in zip(("real", "imag"), value):
+            out[name] = _float_from_json(part, dtype.fields[name][0], field)
+        return out[()]
     if family in ("time", "utf32", "ntbytes", "raw", "struct"):
         return _extension_fill_from_json(value, dtype, family, field)
     if family == "bool":
@@ -524,6 +566,10 @@ def encode_fill_value(value, dtype):
         part = np.dtype(f"f{dtype.itemsize // 2}")
         value = dtype.type(value)
         return [_float_to_json(value.real, part), _float_to_json(value.imag, part)]
+    if family == "lowcomplex":
+        value = np.array(value, dtype=dtype)
+        return [_float_to_json(value[name][()], dtype.fields[name][0])
+                for name in ("real", "imag")]
     raise InvalidDataType(f"unsupported data type {dtype}")  # pragma: no cover
 
 
@@ -547,6 +593,8 @@ def coerce_fill_value(value, dtype):
     family = _family(dtype)
     if family in ("time", "utf32", "ntbytes", "raw", "struct"):
         return _coerce_extension_fill(value, dtype, family)
+    if family == "lowcomplex":
+        return _coerce_low_complex_fill(value, dtype)
     if value is None:
         return np.zeros((), dtype=dtype)[()]
     if isinstance(value, (str, list, tuple)):
@@ -578,6 +626,27 @@ def coerce_fill_value(value, dtype):
         except ParseError as e:  # a finite value that would become inf or NaN
             raise InvalidDataType(str(e)) from None
     return np.array(value, dtype=dtype)[()]
+
+
+def _coerce_low_complex_fill(value, dtype):
+    """``coerce_fill_value`` for a complex type of a low-precision float: ``None``
+    (zero), a number, ``[real, imag]`` in JSON form, or a value of the type."""
+    if value is None:
+        return np.zeros((), dtype=dtype)[()]
+    if isinstance(value, np.void) and low_complex_name(value.dtype) == low_complex_name(dtype):
+        return np.array(value, dtype=dtype)[()]
+    if isinstance(value, (list, tuple)):
+        try:
+            return parse_fill_value(list(value), dtype)
+        except ParseError as e:
+            raise InvalidDataType(str(e)) from None
+    if isinstance(value, (int, float, complex, np.number)) and not isinstance(value, bool):
+        value = complex(value)
+        out = np.zeros((), dtype=dtype)
+        out["real"], out["imag"] = value.real, value.imag
+        return out[()]
+    raise InvalidDataType(f"fill value {short_repr(value)} does not fit data type "
+                          f"{low_complex_name(dtype)}")
 
 
 def _coerce_extension_fill(value, dtype, family):
@@ -734,6 +803,13 @@ def coerce_value(x, dtype):
     if is_vlen(dtype):
         return coerce_vlen(x, dtype)
     family = _family(dtype)
+    if family == "lowcomplex" and isinstance(x, (np.ndarray, np.generic)) and \
+            x.dtype.kind in "iufc":
+        # Complex (or real) numbers: each part rounded to the part type.
+        x = np.asarray(x)
+        out = np.empty(x.shape, dtype=dtype)
+        out["real"], out["imag"] = x.real, x.imag if x.dtype.kind == "c" else 0
+        return out
     if isinstance(x, (np.ndarray, np.generic)):
         try:
             same = x.dtype.kind not in "OT" and parse_dtype(x.dtype) == dtype

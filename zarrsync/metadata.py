@@ -1,9 +1,13 @@
-"""Zarr v3 ``zarr.json`` documents for arrays and groups.
+"""The metadata documents of arrays and groups: Zarr v3 ``zarr.json``, and
+Zarr v2 ``.zarray``, ``.zgroup``, ``.zattrs`` and ``.zmetadata``.
 
 Parsing validates every field and raises ``ParseError`` naming it; writing
 produces the same JSON as zarr-python for the same array (key order, fill
-value encodings, codec forms), so the documents interoperate.
+value encodings, codec forms), so the documents interoperate. Both formats
+give the same ``ArrayMetadata`` (``zarr_format`` tells which): a v2 array's
+fields are translated to a codec chain (see ``_zarr2``).
 Spec: https://zarr-specs.readthedocs.io/en/latest/v3/core/index.html#metadata
+and https://zarr-specs.readthedocs.io/en/latest/v2/v2.0.html
 """
 
 import json
@@ -11,6 +15,7 @@ import unicodedata
 
 import numpy as np
 
+from . import _zarr2
 from . import codecs as codecs_mod
 from . import config
 from .dtypes import (coerce_fill_value, data_type_of, dtype_name, encode_fill_value,
@@ -180,7 +185,7 @@ def load_json(text, where):
     return doc
 
 
-def _dump_json(doc):
+def dump_json(doc):
     # zarr-python's form: 2-space indent, ASCII escapes.
     return json.dumps(doc, indent=2)
 
@@ -237,18 +242,26 @@ def _parse_consolidated(value, where):
         entry = f"{where}: consolidated_metadata.metadata[{path!r}]"
         if not isinstance(doc, dict):
             raise ParseError(f"{entry}: expected a zarr.json object, got {short_repr(doc)}")
+        if doc.get("zarr_format") != 3:
+            raise ParseError(f"{entry}: zarr_format must be 3 (a Zarr v3 group's copy holds "
+                             f"Zarr v3 nodes), got {short_repr(doc.get('zarr_format'))}")
         if doc.get("node_type") == "group":
             out[path] = GroupMetadata._from_dict(doc, entry, nested=True)
         else:
             out[path] = ArrayMetadata.from_dict(doc, entry)
-    arrays = {p for p, m in out.items() if isinstance(m, ArrayMetadata)}
-    for path in out:
+    _check_nothing_below_arrays(out, f"{where}: consolidated_metadata.metadata")
+    return out
+
+
+def _check_nothing_below_arrays(entries, where):
+    """``ParseError`` if a consolidated entry lies below an array's entry."""
+    arrays = {p for p, m in entries.items() if isinstance(m, ArrayMetadata)}
+    for path in entries:
         parts = path.split("/")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in arrays:
-                raise ParseError(f"{where}: consolidated_metadata.metadata[{path!r}] lies "
-                                 f"below the array {'/'.join(parts[:i])!r}, which holds no nodes")
-    return out
+                raise ParseError(f"{where}[{path!r}] lies below the array "
+                                 f"{'/'.join(parts[:i])!r}, which holds no nodes")
 
 
 def _check_consolidated(consolidated):
@@ -262,6 +275,41 @@ def _check_consolidated(consolidated):
             raise ParseError(f"consolidated[{path!r}]: expected ArrayMetadata or "
                              f"GroupMetadata, got {type(meta).__name__}")
     return dict(consolidated)
+
+
+def _parse_zmetadata(doc, where):
+    """The ``consolidated`` dict of a v2 ``.zmetadata`` object: ``{"metadata":
+    {"a/.zarray": ..., "a/.zattrs": ..., "g/.zgroup": ...}, "zarr_consolidated_format": 1}``."""
+    if not isinstance(doc, dict) or doc.get("zarr_consolidated_format") != 1:
+        raise ParseError(f"{where}: zarr_consolidated_format must be 1, got "
+                         f"{short_repr(doc.get('zarr_consolidated_format') if isinstance(doc, dict) else doc)}")
+    entries = doc.get("metadata")
+    if not isinstance(entries, dict):
+        raise ParseError(f"{where}: metadata must be an object, got {short_repr(entries)}")
+    docs = {}
+    for key, value in entries.items():
+        path, _, name = key.rpartition("/")
+        if name not in (_zarr2.ZARRAY, _zarr2.ZGROUP, _zarr2.ZATTRS):
+            continue   # not a document zarrsync reads (zarr-python 2 kept others too)
+        if not isinstance(value, dict):
+            raise ParseError(f"{where}: metadata[{key!r}] must be an object, got "
+                             f"{short_repr(value)}")
+        if path:
+            _check_relative_path(path, where)
+        docs.setdefault(path, {})[name] = value
+    out = {}
+    for path, found in docs.items():
+        if not path:
+            continue   # the group itself: its own files are read, not this copy
+        entry = f"{where}: metadata[{path!r}]"
+        if _zarr2.ZARRAY in found:
+            out[path] = ArrayMetadata.from_v2(found[_zarr2.ZARRAY], found.get(_zarr2.ZATTRS),
+                                              entry)
+        elif _zarr2.ZGROUP in found:
+            out[path] = GroupMetadata.from_v2(found[_zarr2.ZGROUP], found.get(_zarr2.ZATTRS),
+                                              None, entry)
+    _check_nothing_below_arrays(out, f"{where}: metadata")
+    return out
 
 
 def _consolidated_order(path):
@@ -283,16 +331,24 @@ class GroupMetadata:
         by path relative to it (``"a/b"``); ``None`` if the document holds none.
     """
 
-    def __init__(self, attributes=None, extra=None, consolidated=None):
+    def __init__(self, attributes=None, extra=None, consolidated=None, zarr_format=3):
+        if zarr_format not in (2, 3):
+            raise ParseError(f"zarr_format must be 2 or 3, got {short_repr(zarr_format)}")
+        self.zarr_format = zarr_format
         self.attributes = dict(_check_attributes(attributes, "group"))
         self.extra = dict(extra or {})
         self.consolidated = _check_consolidated(consolidated)
-
-    @property
-    def zarr_format(self):
-        return 3
+        for path, meta in (self.consolidated or {}).items():
+            if meta.zarr_format != zarr_format:
+                raise ParseError(f"consolidated[{path!r}]: the consolidated metadata of a "
+                                 f"Zarr v{zarr_format} group holds only Zarr v{zarr_format} "
+                                 f"nodes")
 
     def to_dict(self):
+        """The group's document: ``zarr.json`` (v3), or ``.zgroup`` (v2, whose
+        attributes are ``.zattrs`` and consolidated metadata ``.zmetadata``)."""
+        if self.zarr_format == 2:
+            return {"zarr_format": 2}
         doc = {"attributes": self.attributes, "zarr_format": 3}
         if self.consolidated is not None:
             # zarr-python's form: flat relative paths; group entries hold an empty block.
@@ -305,12 +361,15 @@ class GroupMetadata:
         return doc
 
     def to_json(self):
-        return _dump_json(self.to_dict())
+        return dump_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, doc, where="zarr.json"):
-        """Validate a parsed group ``zarr.json`` object; ``ParseError`` names the bad
-        field (for consolidated metadata, the entry's path too)."""
+        """Validate a parsed group ``zarr.json`` object (or a v2 ``.zgroup``, with
+        no attributes); ``ParseError`` names the bad field (for consolidated
+        metadata, the entry's path too)."""
+        if doc.get("zarr_format") == 2:
+            return cls.from_v2(doc, None, None, where)
         return cls._from_dict(doc, where, nested=False)
 
     @classmethod
@@ -324,15 +383,53 @@ class GroupMetadata:
 
     @classmethod
     def from_json(cls, text, where="zarr.json"):
+        """From a ``zarr.json`` text, or a v2 ``.zgroup`` (with no attributes)."""
         return cls.from_dict(load_json(text, where), where)
 
+    @classmethod
+    def from_v2(cls, zgroup, attributes=None, zmetadata=None, where=".zgroup"):
+        """A Zarr v2 group from its parsed ``.zgroup``, ``.zattrs`` (or ``None``)
+        and ``.zmetadata`` (or ``None``) objects."""
+        if not isinstance(zgroup, dict) or zgroup.get("zarr_format") != 2:
+            raise ParseError(f"{where}: zarr_format must be 2, got "
+                             f"{short_repr(zgroup.get('zarr_format') if isinstance(zgroup, dict) else zgroup)}")
+        v3_fields = sorted(set(zgroup) & {"node_type", "attributes"})
+        if v3_fields:
+            raise ParseError(f"{where}: zarr_format is 2, but the document has the Zarr v3 "
+                             f"fields {v3_fields}")
+        # Other fields are read leniently: zarr-python 3.1 adds one to .zgroup entries.
+        consolidated = None
+        if zmetadata is not None:
+            consolidated = _parse_zmetadata(zmetadata, where.replace(_zarr2.ZGROUP,
+                                                                     _zarr2.ZMETADATA))
+        return cls(_check_attributes(attributes, where.replace(_zarr2.ZGROUP, _zarr2.ZATTRS)),
+                   consolidated=consolidated, zarr_format=2)
+
+    def zmetadata_dict(self):
+        """The v2 ``.zmetadata`` object for this group's consolidated metadata."""
+        entries = {_zarr2.ZATTRS: self.attributes, _zarr2.ZGROUP: {"zarr_format": 2}}
+        for path, meta in (self.consolidated or {}).items():
+            if isinstance(meta, ArrayMetadata):
+                entries[f"{path}/{_zarr2.ZARRAY}"] = meta.to_dict()
+            else:
+                entries[f"{path}/{_zarr2.ZGROUP}"] = meta.to_dict()
+            entries[f"{path}/{_zarr2.ZATTRS}"] = meta.attributes
+        return {"metadata": dict(sorted(entries.items())), "zarr_consolidated_format": 1}
+
+    def _identity(self):
+        if self.zarr_format == 3:
+            return self.to_dict()
+        return (self.attributes, None if self.consolidated is None else self.zmetadata_dict())
+
     def __eq__(self, other):
-        return isinstance(other, GroupMetadata) and self.to_dict() == other.to_dict()
+        return (isinstance(other, GroupMetadata) and self.zarr_format == other.zarr_format
+                and self._identity() == other._identity())
 
     def __repr__(self):
         held = ("" if self.consolidated is None
                 else f", consolidated={len(self.consolidated)} nodes")
-        return f"GroupMetadata(attributes={self.attributes!r}{held})"
+        fmt = ", zarr_format=2" if self.zarr_format == 2 else ""
+        return f"GroupMetadata(attributes={self.attributes!r}{held}{fmt})"
 
 
 class ArrayMetadata:
@@ -346,13 +443,27 @@ class ArrayMetadata:
     codecs : tuple of Codec
     attributes : dict
     dimension_names : tuple of (str or None), or None
+        For Zarr v2, xarray's ``_ARRAY_DIMENSIONS`` attribute (where given,
+        the names are stored there).
     chunk_key_encoding : {"default", "v2"}
     separator : {"/", "."}
+    zarr_format : {2, 3}
+        Zarr v2 arrays use the ``"v2"`` chunk key encoding (``separator`` is
+        their ``dimension_separator``, ``"."`` by default), and only codecs
+        that v2 can express (``CodecError`` otherwise): an optional first
+        ``Transpose`` reversing the axes (``order: "F"``), numcodecs filters,
+        ``Bytes`` or the vlen codecs, and bytes->bytes codecs (the last is
+        the ``compressor``).
     """
 
     def __init__(self, shape, chunks, dtype, fill_value=None, codecs=None,
                  attributes=None, dimension_names=None, chunk_key_encoding="default",
-                 separator=None, extra=None):
+                 separator=None, extra=None, zarr_format=3):
+        if zarr_format not in (2, 3):
+            raise ParseError(f"zarr_format must be 2 or 3, got {short_repr(zarr_format)}")
+        self.zarr_format = zarr_format
+        #: A v2 ``fill_value`` of null (kept as null when written back).
+        self.fill_null = False
         self.shape = _int_list(shape, "shape", 0)
         self.chunks = _int_list(chunks, "chunk_grid.configuration.chunk_shape", 1)
         if len(self.chunks) != len(self.shape):
@@ -377,9 +488,51 @@ class ArrayMetadata:
                 raise ParseError(f"dimension_names: expected {len(self.shape)} strings or "
                                  f"nulls, got {short_repr(dimension_names)}")
             dimension_names = tuple(dimension_names)
-        self.dimension_names = dimension_names
         self.key_encoding = ChunkKeyEncoding(chunk_key_encoding, separator)
         self.extra = dict(extra or {})
+        self._dimension_names = dimension_names
+        if zarr_format == 2:
+            self._check_v2(dimension_names)
+
+    def _check_v2(self, dimension_names):
+        if self.key_encoding.name != "v2":
+            raise ParseError("a Zarr v2 array uses the 'v2' chunk key encoding, not "
+                             f"{self.key_encoding.name!r}")
+        if self.extra:
+            raise ParseError(f"a Zarr v2 array has no extension fields, got "
+                             f"{short_repr(sorted(self.extra))}")
+        # What the .zarray will say; CodecError / InvalidDataType if v2 cannot say it.
+        order, filters, compressor, endian = _zarr2.zarray_fields(self.codecs, self.ndim)
+        self._zarray = {"dtype": _zarr2.v2_dtype(self.dtype, endian), "order": order,
+                        "filters": filters, "compressor": compressor}
+        if dimension_names is not None:
+            if any(n is None for n in dimension_names):
+                raise ParseError("dimension_names: a Zarr v2 array keeps them in the "
+                                 "_ARRAY_DIMENSIONS attribute, which holds strings only")
+            self.attributes["_ARRAY_DIMENSIONS"] = list(dimension_names)
+        self._dimension_names = None
+
+    @property
+    def dimension_names(self):
+        """The dimension names: v3's ``dimension_names``, or for v2 xarray's
+        ``_ARRAY_DIMENSIONS`` attribute when it holds one string per axis."""
+        if self.zarr_format == 3:
+            return self._dimension_names
+        names = self.attributes.get("_ARRAY_DIMENSIONS")
+        if (isinstance(names, list) and len(names) == self.ndim
+                and all(isinstance(n, str) for n in names)):
+            return tuple(names)
+        return None
+
+    @property
+    def order(self):
+        """The v2 ``order``: ``"F"`` if the chain starts with a transpose that
+        reverses the axes of a chunk of rank > 1, else ``"C"``."""
+        first = self.codecs[0] if self.codecs else None
+        if (type(first) is codecs_mod.Transpose and self.ndim > 1
+                and first.order == tuple(reversed(range(self.ndim)))):
+            return "F"
+        return "C"
 
     @property
     def chunk_key_encoding(self):
@@ -410,6 +563,16 @@ class ArrayMetadata:
         return new
 
     def to_dict(self):
+        """The array's document: ``zarr.json`` (v3), or ``.zarray`` (v2; its
+        attributes are the ``.zattrs`` document)."""
+        if self.zarr_format == 2:
+            z = self._zarray
+            return {"shape": list(self.shape), "chunks": list(self.chunks), "dtype": z["dtype"],
+                    "fill_value": (None if self.fill_null else
+                                   _zarr2.encode_v2_fill(self.fill_value, self.dtype)),
+                    "order": z["order"], "filters": z["filters"],
+                    "dimension_separator": self.separator, "compressor": z["compressor"],
+                    "zarr_format": 2}
         doc = {
             "shape": list(self.shape),
             "data_type": self.data_type,
@@ -429,11 +592,14 @@ class ArrayMetadata:
         return doc
 
     def to_json(self):
-        return _dump_json(self.to_dict())
+        return dump_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, doc, where="zarr.json"):
-        """Validate a parsed ``zarr.json`` object; ``ParseError`` names the bad field."""
+        """Validate a parsed ``zarr.json`` object (or a v2 ``.zarray``, with no
+        attributes); ``ParseError`` names the bad field."""
+        if doc.get("zarr_format") == 2:
+            return cls.from_v2(doc, None, where)
         _check_header(doc, "array", where)
         extra = _check_extra(doc, _ARRAY_KEYS, where)
         shape = _int_list(_require(doc, "shape", where), f"{where}: shape", 0)
@@ -478,15 +644,44 @@ class ArrayMetadata:
             raise ParseError(f"{where}: {e}") from e
 
     @classmethod
+    def from_v2(cls, zarray, attributes=None, where=".zarray"):
+        """A Zarr v2 array from its parsed ``.zarray`` and ``.zattrs`` (or ``None``)
+        objects; ``ParseError`` names the bad field, and features zarrsync does
+        not read as Zarr v2 ones."""
+        if not isinstance(zarray, dict):
+            raise ParseError(f"{where}: expected a JSON object, got {short_repr(zarray)}")
+        fields = _zarr2.parse_zarray(zarray, where)
+        shape = _int_list(fields["shape"], f"{where}: shape", 0)
+        chunks = _int_list(fields["chunks"], f"{where}: chunks", 1)
+        if len(chunks) != len(shape):
+            raise ParseError(f"{where}: chunks has rank {len(chunks)}, shape has rank "
+                             f"{len(shape)}")
+        dtype = fields["dtype"]
+        fill = _zarr2.parse_v2_fill(fields["fill"], dtype, f"{where}: fill_value")
+        attributes = _check_attributes(attributes, where.replace(_zarr2.ZARRAY, _zarr2.ZATTRS))
+        try:
+            meta = cls(shape, chunks, dtype_name(dtype), fill, fields["codecs"], attributes,
+                       None, "v2", fields["separator"], zarr_format=2)
+        except CodecError as e:
+            raise ParseError(f"{where}: codecs: {e}") from e
+        except ParseError as e:
+            raise ParseError(f"{where}: {e}") from e
+        meta.fill_null = fields["fill"] is None
+        return meta
+
+    @classmethod
     def from_json(cls, text, where="zarr.json"):
         return cls.from_dict(load_json(text, where), where)
 
     def __eq__(self, other):
-        return isinstance(other, ArrayMetadata) and self.to_dict() == other.to_dict()
+        return (isinstance(other, ArrayMetadata) and self.zarr_format == other.zarr_format
+                and self.to_dict() == other.to_dict()
+                and self.attributes == other.attributes)
 
     def __repr__(self):
+        fmt = ", zarr_format=2" if self.zarr_format == 2 else ""
         return (f"ArrayMetadata(shape={self.shape}, chunks={self.chunks}, "
-                f"dtype={self.data_type}, codecs={list(self.codecs)})")
+                f"dtype={self.data_type}, codecs={list(self.codecs)}{fmt})")
 
 
 class ChunkKeyEncoding:

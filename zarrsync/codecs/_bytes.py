@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from .._kernels import transform
+from ..dtypes import low_complex_name
 from ..errors import CodecError
 from ._base import ArrayToBytesCodec
 
@@ -19,7 +20,10 @@ def swap_unit(dtype):
     """The word size whose bytes an endian change reverses (complex: per part;
     fixed_length_utf32: per code point); 1 for types with no byte order
     (one-byte types, null_terminated_bytes, raw_bytes) and 0 for structs,
-    whose fields NumPy swaps one by one."""
+    whose fields NumPy swaps one by one (complex types of low-precision
+    floats: per part, as complex)."""
+    if low_complex_name(dtype):
+        return dtype.itemsize // 2
     if dtype.fields is not None:
         return 0
     if dtype.kind in "SV" and dtype.type.__module__ == "numpy":
@@ -30,7 +34,7 @@ def swap_unit(dtype):
 
 
 def _has_byte_order(dtype):
-    if dtype.fields is not None:
+    if dtype.fields is not None and not low_complex_name(dtype):
         return any(_has_byte_order(dtype.fields[n][0]) for n in dtype.names)
     return swap_unit(dtype) > 1
 
@@ -70,7 +74,7 @@ class Bytes(ArrayToBytesCodec):
             codec = "vlen-utf8" if dtype.kind == "T" else "vlen-bytes"
             raise CodecError(f"the bytes codec cannot encode the variable-length {name} "
                              f"data type; use {codec}")
-        if dtype.fields is not None:
+        if dtype.fields is not None and not low_complex_name(dtype):
             # zarr-python 3.4 writes an endian for every struct, 3.1 none (read as little).
             return self
         if not _has_byte_order(dtype):
@@ -90,7 +94,7 @@ class Bytes(ArrayToBytesCodec):
     def needs_swap(self, dtype):
         """True if stored bytes of ``dtype`` differ from this machine's (byte order)."""
         endian = self.endian
-        if endian is None and dtype.fields is not None:
+        if endian is None and dtype.fields is not None and not low_complex_name(dtype):
             endian = "little"  # zarr-python 3.1 writes structs without an endian
         return endian is not None and endian != NATIVE_ENDIAN and _has_byte_order(dtype)
 

@@ -243,8 +243,8 @@ BYTES_TO_BYTES = {
 
 def _check_id(codec_id, table, kind):
     if codec_id not in table:
-        raise CodecError(f"unknown codec {short_repr(PREFIX + str(codec_id))} "
-                         f"({kind}: expected one of {sorted(table)})")
+        raise CodecError(f"codec {short_repr(PREFIX + str(codec_id))} is not supported "
+                         f"({kind}: zarrsync reads {sorted(table)})")
 
 
 class _NumcodecsCodec:
@@ -268,6 +268,11 @@ class _NumcodecsCodec:
 
     def to_dict(self):
         return {"name": self.name, "configuration": dict(self.configuration)}
+
+    def numcodecs_config(self):
+        """numcodecs' own JSON form of the codec (``{"id": ..., ...}``, every
+        default spelled out): what Zarr v2 documents hold."""
+        return self._numcodecs().get_config()
 
     def _numcodecs(self):
         if self.codec is None:
@@ -353,6 +358,17 @@ def _native(dtype):
     return np.dtype(dtype).newbyteorder("=")
 
 
+def _foreign(declared):
+    """``declared`` as a dtype if it names a byte order not this machine's, else ``None``."""
+    if declared is None:
+        return None
+    try:
+        dt = np.dtype(declared)
+    except TypeError:
+        return None
+    return None if dt.isnative else dt
+
+
 class _Filter:
     """What the adapter needs to know of one array->array codec: the key
     binding fills in from the data type (and checks it against), the data
@@ -414,6 +430,7 @@ class NumcodecsArrayToArray(_NumcodecsCodec, ArrayToArrayCodec):
         self._setup(codec_id, configuration,
                     (key, "float64") if key and self._spec.fillable else None)
         self._bound = None   # (input dtype, input shape, encoded dtype, encoded shape)
+        self._foreign = (None, None)   # the declared (input, output) dtypes not native
 
     @classmethod
     def from_config(cls, configuration):
@@ -442,6 +459,10 @@ class NumcodecsArrayToArray(_NumcodecsCodec, ArrayToArrayCodec):
         except (TypeError, KeyError) as e:
             raise CodecError(f"codec {self.name}: {e}") from None
         codec._bound = (dtype, tuple(chunk_shape), encoded, spec.shape(chunk_shape))
+        # numcodecs views its input as the dtypes the configuration names; a
+        # Zarr v2 filter may name a foreign byte order, which the data takes first.
+        declared_out = config.get("astype") or config.get("encode_dtype") or config.get(key)
+        codec._foreign = (_foreign(config.get(key)), _foreign(declared_out))
         return codec
 
     def _require_bound(self):
@@ -457,6 +478,8 @@ class NumcodecsArrayToArray(_NumcodecsCodec, ArrayToArrayCodec):
 
     def encode(self, array):
         _, _, dtype, shape = self._require_bound()
+        if self._foreign[0] is not None:
+            array = array.astype(self._foreign[0])
         try:
             out = np.asarray(self._numcodecs().encode(np.ascontiguousarray(array)))
         except Exception as e:   # a configuration numcodecs took but cannot use
@@ -466,6 +489,8 @@ class NumcodecsArrayToArray(_NumcodecsCodec, ArrayToArrayCodec):
 
     def decode(self, array):
         dtype, shape, _, _ = self._require_bound()
+        if self._foreign[1] is not None:
+            array = array.astype(self._foreign[1])
         try:
             out = np.asarray(self._numcodecs().decode(np.ascontiguousarray(array)))
         except (RuntimeError, ValueError, TypeError) as e:

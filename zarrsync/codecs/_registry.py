@@ -38,7 +38,7 @@ def from_dict(d):
                          f"{short_repr(sorted(extra))}")
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise CodecError(f"unknown codec {short_repr(name)}")
+        raise CodecError(f"codec {short_repr(name)} is not supported (unknown to zarrsync)")
     configuration = d.get("configuration", {})
     if not isinstance(configuration, dict):
         raise CodecError(f"codec {name!r} configuration must be an object")

@@ -184,18 +184,20 @@ class Store(metaclass=ABCMeta):
 
     # -- the hierarchy (``Hierarchy`` does the work) ---------------------------------------
 
-    def create_group(self, node, attrs=None):
+    def create_group(self, node, attrs=None, *, zarr_format=None):
         """Create group ``node`` with attributes ``attrs`` (and any missing ancestor).
 
         A no-op if the group already exists; ``NodeExists`` if an array is
-        at that path or above it.
+        at that path or above it. ``zarr_format`` (2 or 3) is the format of
+        the groups it makes; by default that of the nearest group above
+        ``node``, or 3 in a store with none.
         """
         self._refuse_writes("create_group", _path_of(node))
-        return self._hierarchy.create_group(node, attrs)
+        return self._hierarchy.create_group(node, attrs, zarr_format)
 
     def create_array(self, node, *, shape, chunks, dtype, fill_value=None, codecs=None,
-                     dimension_names=None, attributes=None, separator="/",
-                     chunk_key_encoding="default", overwrite=False):
+                     dimension_names=None, attributes=None, separator=None,
+                     chunk_key_encoding=None, overwrite=False, zarr_format=3):
         """Create array ``node``.
 
         Parameters
@@ -214,23 +216,37 @@ class Store(metaclass=ABCMeta):
         codecs : list of Codec or dict, optional
             The codec chain; default ``[Bytes(), Zstd()]`` as zarr-python.
         dimension_names : list of (str or None), optional
+            For ``zarr_format=2``, stored as xarray does: in the attribute
+            ``_ARRAY_DIMENSIONS`` (strings only).
         attributes : dict, optional
-        separator : {"/", "."}
-        chunk_key_encoding : {"default", "v2"}
+        separator : {"/", "."}, optional
+            The chunk key separator: ``"/"`` by default, or for
+            ``zarr_format=2`` the ``dimension_separator``, ``"."`` by default.
+        chunk_key_encoding : {"default", "v2"}, optional
+            ``"default"`` by default; Zarr v2 arrays always use ``"v2"``.
         overwrite : bool
             Erase a node already at this path instead of raising ``NodeExists``.
+        zarr_format : {3, 2}
+            ``2`` writes a Zarr v2 array (``.zarray`` and ``.zattrs``), for
+            readers that know only v2. Its codecs must be ones v2 can express:
+            an optional first ``Transpose`` reversing the axes (v2's order
+            "F"), numcodecs filters, ``Bytes`` (or the vlen codecs for strings
+            and bytes) and bytes->bytes codecs, the last of which is the
+            compressor; others raise ``CodecError``. Missing groups above it
+            are made as Zarr v2 groups.
 
         Raises
         ------
         NodeExists, ParseError, InvalidDataType, ArrayToBytesInvariant,
         InvalidCodecOrdering, InvalidTransposeOrder, InvalidShardingChunkShape,
-        InvalidZstdLevel
+        InvalidZstdLevel, CodecError
         """
         self._refuse_writes("create_array", _path_of(node))
         return self._hierarchy.create_array(
             node, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value,
             codecs=codecs, dimension_names=dimension_names, attributes=attributes,
-            separator=separator, chunk_key_encoding=chunk_key_encoding, overwrite=overwrite)
+            separator=separator, chunk_key_encoding=chunk_key_encoding, overwrite=overwrite,
+            zarr_format=zarr_format)
 
     def array_metadata(self, node):
         """The ``ArrayMetadata`` of ``node``; ``KeyNotFound`` if it is not an array here."""

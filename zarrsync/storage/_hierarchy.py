@@ -14,6 +14,11 @@ the node's entries from the copy, changes the node, then publishes the new
 entries (``_retract`` / ``_publish``), so a crash at any point leaves every
 entry equal to its node's own document, at worst with entries missing.
 Listings use the copy; a node's metadata always comes from its own document.
+
+Zarr v2 nodes go through the same methods: a node is v3 if its ``zarr.json``
+exists, else v2 if its ``.zarray`` (an array) or ``.zgroup`` (a group) does,
+as zarr-python looks for them. A v2 group's consolidated copy is its
+``.zmetadata``. Each copy holds the nodes of its own format only.
 """
 
 import contextlib
@@ -22,12 +27,13 @@ import threading
 import numpy as np
 
 from .. import config, pipeline
+from .._zarr2 import ZARRAY, ZATTRS, ZGROUP, ZMETADATA
 from ..dtypes import coerce_value, dtype_name, parse_dtype
 from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
                       InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant, ParseError)
 from ..indexing import normalize_selection
 from ..metadata import (ArrayMetadata, ChunkKeyEncoding, GroupMetadata, check_document_size,
-                        load_json, node_type_of)
+                        dump_json, load_json, node_type_of)
 from ..nodes import ArrayNode, GroupNode, validate_name
 from ._buffer import WriteBuffer
 
@@ -56,17 +62,33 @@ def _node_at(holder, relative, meta):
 
 
 def _entry(meta):
-    """A node's metadata as a consolidated entry: a group's in zarr-python's
+    """A node's metadata as a consolidated entry: a v3 group's in zarr-python's
     form, with an empty block of its own (its nodes are listed flat above it)."""
     if isinstance(meta, GroupMetadata):
-        return GroupMetadata(meta.attributes, meta.extra, consolidated={})
+        return GroupMetadata(meta.attributes, meta.extra,
+                             consolidated={} if meta.zarr_format == 3 else None,
+                             zarr_format=meta.zarr_format)
     return meta
 
 
 def _chunk_prefix(node):
-    """The key prefix of array ``node``'s chunks: its key and "/", or ``""``
-    for the root array (whose chunk keys, such as ``"c/0/0"``, are at the root)."""
+    """The key prefix of the keys inside ``node``: its chunks, and its v2
+    documents. Its key and "/", or ``""`` for the root (the root array's
+    chunk keys, such as ``"c/0/0"``, are at the root)."""
     return node.key + "/" if node.key else ""
+
+
+def _v2_key(node, name):
+    """The key of ``node``'s v2 document ``name`` (``.zarray``, ``.zattrs``, ...)."""
+    return _chunk_prefix(node) + name
+
+
+def _node_path(key, suffix):
+    """The node path of a document key such as ``"a/b/.zarray"`` (``"/"`` at the root)."""
+    return "/" + key[:-len(suffix)].rstrip("/")
+
+
+_DOCUMENT_NAMES = ("zarr.json", ZARRAY, ZGROUP)
 
 
 class Hierarchy:
@@ -173,12 +195,30 @@ class Hierarchy:
     def _document(self, key):
         return self._documents([key])[0]
 
+    def _kinds(self, nodes):
+        """``(kind, zarr_format)`` at each node's path: ``("array" | "group", 3 | 2)``,
+        or ``(None, None)``. v3 first, as zarr-python looks."""
+        out = []
+        missing = []
+        for node, raw in zip(nodes, self._documents([n.metadata_key for n in nodes])):
+            if raw is None:
+                missing.append(len(out))
+                out.append((None, None))
+            else:
+                out.append((node_type_of(raw, node.metadata_key), 3))
+        if missing:
+            keys = [_v2_key(nodes[i], name) for i in missing for name in (ZARRAY, ZGROUP)]
+            raws = self._documents(keys)
+            for j, i in enumerate(missing):
+                if raws[2 * j] is not None:
+                    out[i] = ("array", 2)
+                elif raws[2 * j + 1] is not None:
+                    out[i] = ("group", 2)
+        return out
+
     def _node_type(self, node):
         """``"array"``, ``"group"`` or ``None`` for the node's path."""
-        raw = self._document(node.metadata_key)
-        if raw is None:
-            return None
-        return node_type_of(raw, node.metadata_key)
+        return self._kinds([node])[0][0]
 
     def array_layout(self, node):
         """The ``pipeline.ArrayLayout`` of array ``node`` (cached per document)."""
@@ -187,23 +227,38 @@ class Hierarchy:
         key = node.metadata_key
         raw = self._document(key)
         if raw is None:
-            raise KeyNotFound(f"array {node.path} is not a member of the store")
+            return self._v2_layout(node)
         hit = self._layouts.get(key)
         if hit is not None and (hit[0] is raw or hit[0] == raw):
             return hit[1]
         doc = load_json(raw, key)
         if doc.get("node_type") == "group":
             raise KeyNotFound(f"{node.path} is a group, not an array")
-        return self._remember(node, raw, ArrayMetadata.from_dict(doc, key))
+        return self._remember(key, node, raw, ArrayMetadata.from_dict(doc, key))
 
-    def _remember(self, node, raw, meta):
+    def _v2_layout(self, node):
+        """``array_layout`` of a node with no ``zarr.json``: a v2 array, or none."""
+        key, attrs_key = _v2_key(node, ZARRAY), _v2_key(node, ZATTRS)
+        raw, attrs, group = self._documents([key, attrs_key, _v2_key(node, ZGROUP)])
+        if raw is None:
+            if group is not None:
+                raise KeyNotFound(f"{node.path} is a Zarr v2 group, not an array")
+            raise KeyNotFound(f"array {node.path} is not a member of the store")
+        hit = self._layouts.get(key)
+        if hit is not None and hit[0] == (raw, attrs):
+            return hit[1]
+        meta = ArrayMetadata.from_v2(load_json(raw, key), None if attrs is None
+                                     else load_json(attrs, attrs_key), key)
+        return self._remember(key, node, (raw, attrs), meta)
+
+    def _remember(self, key, node, raw, meta):
         layout = pipeline.ArrayLayout(meta, _chunk_prefix(node))
         layouts = self._layouts
         most = config.get("cached_arrays")
         if len(layouts) >= most:
             for old in list(layouts)[:max(1, most // 2)]:
                 layouts.pop(old, None)
-        layouts[node.metadata_key] = (raw, layout)
+        layouts[key] = (raw, layout)
         return layout
 
     def _forget(self, prefix):
@@ -212,17 +267,35 @@ class Hierarchy:
             self._layouts.pop(key, None)
 
     def _set_document(self, node, meta):
+        """Store ``node``'s documents for ``meta``; returns what ``array_layout``
+        reads back (``zarr.json``, or v2 ``(.zarray, .zattrs)``)."""
+        if meta.zarr_format == 3:
+            raw = meta.to_json().encode("utf-8")
+            self.store.set(node.metadata_key, raw)
+            return raw
+        # The attributes first: the node appears with them when its
+        # .zarray / .zgroup lands, and .zmetadata follows what it describes.
+        attrs = dump_json(meta.attributes).encode("utf-8")
         raw = meta.to_json().encode("utf-8")
-        self.store.set(node.metadata_key, raw)
-        return raw
+        self.store.set(_v2_key(node, ZATTRS), attrs)
+        if isinstance(meta, ArrayMetadata):
+            self.store.set(_v2_key(node, ZARRAY), raw)
+            return raw, attrs
+        self.store.set(_v2_key(node, ZGROUP), raw)
+        if meta.consolidated is not None:
+            self.store.set(_v2_key(node, ZMETADATA),
+                           dump_json(meta.zmetadata_dict()).encode("utf-8"))
+        return raw, attrs
 
     def _set_array_document(self, node, meta):
         """Store an array's document and cache its layout (no re-parse on next use)."""
-        self._remember(node, self._set_document(node, meta), meta)
+        key = node.metadata_key if meta.zarr_format == 3 else _v2_key(node, ZARRAY)
+        self._remember(key, node, self._set_document(node, meta), meta)
 
     def _check_ancestors(self, node):
-        for anc in node.ancestors():
-            if self._node_type(anc) == "array":
+        ancestors = node.ancestors()
+        for anc, (kind, _) in zip(ancestors, self._kinds(ancestors)):
+            if kind == "array":
                 what = _ROOT_ARRAY if anc.is_root() else anc.path
                 raise NodeExists(f"cannot create {node.path}: {what} is an array, "
                                  f"and an array holds no nodes")
@@ -237,10 +310,11 @@ class Hierarchy:
             raise NodeExists(f"cannot create the root array {node.path}: {found} "
                              f"(zarr.json at the store's root)")
         for key in self.store.list_prefix(""):
-            if key.endswith("/zarr.json"):
-                raise NodeExists(f"cannot create the root array {node.path}, which must be "
-                                 f"the whole store: the store already holds the node "
-                                 f"/{key[:-len('/zarr.json')]}")
+            for name in _DOCUMENT_NAMES:
+                if key.endswith("/" + name):
+                    raise NodeExists(f"cannot create the root array {node.path}, which must "
+                                     f"be the whole store: the store already holds the node "
+                                     f"{_node_path(key, name)}")
 
     def _erase_root_array(self, encoding, ndim):
         """Erase the root array's document and its chunks (the keys that its
@@ -251,32 +325,47 @@ class Hierarchy:
             for key in self.store.list_prefix(""):
                 if encoding.coords("", key, ndim) is not None:
                     self.store.erase(key)
-        self.store.erase("zarr.json")
-        self._forget("zarr.json")
+        for key in ("zarr.json", ZARRAY, ZATTRS):
+            self.store.erase(key)
+            self._forget(key)
 
-    def _create_ancestors(self, node):
-        """Create the missing groups above ``node``; returns ``{group: metadata}``
-        of those it made."""
+    def _create_ancestors(self, node, zarr_format):
+        """Create the missing groups above ``node``, in ``zarr_format``; returns
+        ``{group: metadata}`` of those it made."""
         made = {}
-        for anc in node.ancestors():
-            if self._node_type(anc) is None:
-                made[anc] = GroupMetadata()
+        ancestors = node.ancestors()
+        for anc, (kind, _) in zip(ancestors, self._kinds(ancestors)):
+            if kind is None:
+                made[anc] = GroupMetadata(zarr_format=zarr_format)
                 self._set_document(anc, made[anc])
         return made
 
     # -- consolidated metadata --------------------------------------------------------------
 
     def _holders(self, node):
-        """``[(group, GroupMetadata)]``: the groups above ``node`` whose ``zarr.json``
-        holds consolidated metadata, root first (``ParseError`` if a copy is bad)."""
-        ancestors = node.ancestors()
+        """``[(group, GroupMetadata)]``: the groups above ``node`` that hold
+        consolidated metadata, root first (``ParseError`` if a copy is bad)."""
+        return self._copies(node.ancestors())
+
+    def _copies(self, groups):
+        """``[(group, GroupMetadata)]`` of those of ``groups`` that hold
+        consolidated metadata (in their ``zarr.json``, or a v2 ``.zmetadata``)."""
+        keys = [k for g in groups for k in (g.metadata_key, _v2_key(g, ZMETADATA))]
+        raws = self._documents(keys)
         out = []
-        for anc, raw in zip(ancestors, self._documents([a.metadata_key for a in ancestors])):
-            if raw is None:
-                continue
-            doc = load_json(raw, anc.metadata_key)
-            if doc.get("node_type") == "group" and doc.get("consolidated_metadata") is not None:
-                out.append((anc, GroupMetadata.from_dict(doc, anc.metadata_key)))
+        for i, group in enumerate(groups):
+            raw, zmetadata = raws[2 * i], raws[2 * i + 1]
+            if raw is not None:
+                doc = load_json(raw, group.metadata_key)
+                if (doc.get("node_type") == "group"
+                        and doc.get("consolidated_metadata") is not None):
+                    out.append((group, GroupMetadata.from_dict(doc, group.metadata_key)))
+            elif zmetadata is not None:
+                try:
+                    meta = self.group_metadata(group)
+                except KeyNotFound:
+                    continue   # a .zmetadata with no group: no copy zarrsync keeps
+                out.append((group, meta))
         return out
 
     def _retract(self, holders, node, subtree):
@@ -303,7 +392,8 @@ class Hierarchy:
         for holder, meta in holders:
             # A group made above a holder (whose own parent was missing) is no entry of it.
             inside = holder.key + "/" if holder.key else ""
-            below = [n for n in entries if n.key.startswith(inside) and n.key != holder.key]
+            below = [n for n in entries if n.key.startswith(inside) and n.key != holder.key
+                     and entries[n].zarr_format == meta.zarr_format]
             for node in below:
                 meta.consolidated[_relative(holder, node)] = _entry(entries[node])
             if below:
@@ -313,17 +403,13 @@ class Hierarchy:
         """``(holder, consolidated)`` of the nearest group at or above ``group``
         holding consolidated metadata, ``(None, None)`` if none, or ``None`` if
         ``group`` is not a group of the store."""
-        chain = [*group.ancestors(), group]
-        raws = self._documents([g.metadata_key for g in chain])
-        if raws[-1] is None or node_type_of(raws[-1], group.metadata_key) != "group":
+        if self._node_type(group) != "group":
             return None
-        for holder, raw in zip(reversed(chain), reversed(raws)):
-            if raw is None:
-                continue
-            doc = load_json(raw, holder.metadata_key)
-            if doc.get("node_type") == "group" and doc.get("consolidated_metadata") is not None:
-                return holder, GroupMetadata.from_dict(doc, holder.metadata_key).consolidated
-        return None, None
+        copies = self._copies([*group.ancestors(), group])
+        if not copies:
+            return None, None
+        holder, meta = copies[-1]
+        return holder, meta.consolidated
 
     def consolidate_metadata(self, group):
         """Store the documents of every node below ``group`` (found by listing the
@@ -331,17 +417,34 @@ class Hierarchy:
         if not isinstance(group, GroupNode):
             raise NodeInvariant(f"expected a GroupNode, got {type(group).__name__}")
         meta = self.group_metadata(group)
-        prefix = group.key + "/" if group.key else ""
-        keys = sorted((k for k in self.store.list_prefix(prefix) if k.endswith("/zarr.json")
-                       or (not prefix and k == "zarr.json")), key=lambda k: k.count("/"))
+        prefix = _chunk_prefix(group)
+        # A copy holds the nodes of its group's format: zarr.json, or .zarray / .zgroup.
+        names = ("zarr.json",) if meta.zarr_format == 3 else (ZARRAY, ZGROUP)
+        keys = sorted((k for k in self.store.list_prefix(prefix)
+                       if any(k == prefix + n or k.endswith("/" + n) for n in names)),
+                      key=lambda k: k.count("/"))
         found = {}
         arrays = set()
         for key, raw in zip(keys, self._documents(keys)):
-            rel = key[len(prefix):-len("zarr.json")].rstrip("/")
+            name = key.rpartition("/")[2]
+            rel = key[len(prefix):-len(name)].rstrip("/")
             parts = rel.split("/")
-            if raw is None or not rel or any("/".join(parts[:i]) in arrays
-                                             for i in range(1, len(parts))):
+            if raw is None or not rel or rel in found or any(
+                    "/".join(parts[:i]) in arrays for i in range(1, len(parts))):
                 continue  # the group itself, or a key inside an array (no node)
+            if meta.zarr_format == 2:
+                try:
+                    node = (ArrayNode.of_path if name == ZARRAY else GroupNode.of_path)(
+                        group.path.rstrip("/") + "/" + rel)
+                except NodeInvariant:
+                    continue  # a name zarrsync cannot address (written by another tool)
+                if self._kinds([node])[0] != ("array" if name == ZARRAY else "group", 2):
+                    continue  # a v3 node there (zarr.json wins), or a .zarray beside
+                found[rel] = (self.array_layout(node).meta if name == ZARRAY
+                              else _entry(self.group_metadata(node)))
+                if name == ZARRAY:
+                    arrays.add(rel)
+                continue
             doc = load_json(raw, key)
             if doc.get("node_type") == "array":
                 found[rel] = ArrayMetadata.from_dict(doc, key)
@@ -353,28 +456,43 @@ class Hierarchy:
 
     # -- nodes ------------------------------------------------------------------------------
 
-    def create_group(self, node, attrs=None):
+    def create_group(self, node, attrs=None, zarr_format=None):
         if not isinstance(node, GroupNode):
             raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
-        meta = GroupMetadata(attrs)
-        existing = self._node_type(node)
+        GroupMetadata(attrs, zarr_format=zarr_format or 3)  # bad arguments fail first
+        ancestors = node.ancestors()
+        kinds = self._kinds([*ancestors, node])
+        existing = kinds[-1][0]
         if existing == "group":
             return
         if existing == "array":
             what = _ROOT_ARRAY if node.is_root() else f"an array at {node.path}"
             raise NodeExists(f"cannot create group {node.path}: {what} already exists")
         self._check_ancestors(node)
+        if zarr_format is None:
+            # The format of the nearest group above it (v3 in an empty store).
+            zarr_format = next((fmt for _, fmt in reversed(kinds[:-1]) if fmt is not None), 3)
+        meta = GroupMetadata(attrs, zarr_format=zarr_format)
         holders = self._holders(node)
-        made = self._create_ancestors(node)
+        made = self._create_ancestors(node, zarr_format)
         self._set_document(node, meta)
         self._publish(holders, {**made, node: meta})
 
     def create_array(self, node, *, shape, chunks, dtype, fill_value, codecs,
-                     dimension_names, attributes, separator, chunk_key_encoding, overwrite):
+                     dimension_names, attributes, separator, chunk_key_encoding, overwrite,
+                     zarr_format=3):
         if not isinstance(node, ArrayNode):
             raise NodeInvariant(f"expected an ArrayNode, got {type(node).__name__}")
+        if zarr_format == 2:
+            if chunk_key_encoding not in (None, "v2"):
+                raise ParseError(f"a Zarr v2 array uses the 'v2' chunk key encoding, not "
+                                 f"{chunk_key_encoding!r}")
+            chunk_key_encoding, separator = "v2", separator or "."
+        else:   # API.md: "/" is the separator of either encoding unless given
+            chunk_key_encoding, separator = chunk_key_encoding or "default", separator or "/"
         meta = ArrayMetadata(shape, chunks, dtype, fill_value, codecs, attributes,
-                             dimension_names, chunk_key_encoding, separator)
+                             dimension_names, chunk_key_encoding, separator,
+                             zarr_format=zarr_format)
         if node.is_root():
             # The root array is the whole store: overwriting it clears the store.
             if overwrite:
@@ -395,7 +513,7 @@ class Hierarchy:
         self._retract(holders, node, subtree=True)
         # Clear the old node, or stale chunks no zarr.json claims, before writing.
         self._erase_prefix(node.key + "/")
-        made = self._create_ancestors(node)
+        made = self._create_ancestors(node, zarr_format)
         self._set_array_document(node, meta)
         self._publish(holders, {**made, node: meta})
 
@@ -404,11 +522,23 @@ class Hierarchy:
             raise NodeInvariant(f"expected a GroupNode, got {type(node).__name__}")
         raw = self._document(node.metadata_key)
         if raw is None:
-            raise KeyNotFound(f"group {node.path} is not a member of the store")
+            return self._v2_group_metadata(node)
         doc = load_json(raw, node.metadata_key)
         if doc.get("node_type") == "array":
             raise KeyNotFound(f"{node.path} is an array, not a group")
         return GroupMetadata.from_dict(doc, node.metadata_key)
+
+    def _v2_group_metadata(self, node):
+        """``group_metadata`` of a node with no ``zarr.json``: a v2 group, or none."""
+        keys = [_v2_key(node, name) for name in (ZGROUP, ZATTRS, ZMETADATA, ZARRAY)]
+        zgroup, attrs, zmetadata, zarray = self._documents(keys)
+        if zgroup is None:
+            if zarray is not None:
+                raise KeyNotFound(f"{node.path} is a Zarr v2 array, not a group")
+            raise KeyNotFound(f"group {node.path} is not a member of the store")
+        return GroupMetadata.from_v2(
+            load_json(zgroup, keys[0]), None if attrs is None else load_json(attrs, keys[1]),
+            None if zmetadata is None else load_json(zmetadata, keys[2]), keys[0])
 
     def find_child_nodes(self, group):
         if not isinstance(group, GroupNode):
@@ -419,14 +549,19 @@ class Hierarchy:
         holder, consolidated = nearest
         if holder is not None:
             return self._children_from_copy(group, holder, consolidated)
-        prefix = group.key + "/" if group.key else ""
+        prefix = _chunk_prefix(group)
         _, names = self.store.list_dir(prefix)
-        keys = [prefix + name + "/zarr.json" for name in names]
+        keys = [f"{prefix}{name}/{doc}" for name in names for doc in _DOCUMENT_NAMES]
+        raws = self._documents(keys)
         arrays, groups = [], []
-        for name, key, raw in zip(names, keys, self._documents(keys)):
-            if raw is None:
+        for i, name in enumerate(names):
+            zarr_json, zarray, zgroup = raws[3 * i:3 * i + 3]
+            if zarr_json is not None:
+                kind = node_type_of(zarr_json, keys[3 * i])
+            elif zarray is not None or zgroup is not None:
+                kind = "array" if zarray is not None else "group"
+            else:
                 continue
-            kind = node_type_of(raw, key)
             try:
                 child = (ArrayNode(group, name) if kind == "array"
                          else GroupNode.create(group, name))
@@ -448,23 +583,30 @@ class Hierarchy:
 
     def find_all_nodes(self):
         root = GroupNode.root()
-        raw = self._document(root.metadata_key)
-        if raw is not None:
-            doc = load_json(raw, root.metadata_key)
-            if doc.get("node_type") == "group" and doc.get("consolidated_metadata") is not None:
-                copy = GroupMetadata.from_dict(doc, root.metadata_key).consolidated
-                nodes = [n for n in (_node_at(root, rel, m) for rel, m in copy.items())
-                         if n is not None]
-                return (sorted(n for n in nodes if isinstance(n, ArrayNode)),
-                        sorted([root] + [n for n in nodes if isinstance(n, GroupNode)]))
-        keys = [k for k in self.store.list_prefix("")
-                if k == "zarr.json" or k.endswith("/zarr.json")]
+        copies = self._copies([root])
+        if copies:
+            copy = copies[0][1].consolidated
+            nodes = [n for n in (_node_at(root, rel, m) for rel, m in copy.items())
+                     if n is not None]
+            return (sorted(n for n in nodes if isinstance(n, ArrayNode)),
+                    sorted([root] + [n for n in nodes if isinstance(n, GroupNode)]))
+        v3, v2 = [], {}
+        for key in self.store.list_prefix(""):
+            name = key.rpartition("/")[2]
+            if name == "zarr.json":
+                v3.append(key)
+            elif name in (ZARRAY, ZGROUP):
+                path = _node_path(key, name)
+                if v2.get(path) != ZARRAY:   # a .zarray beside a .zgroup wins, as in _kinds
+                    v2[path] = name
+        kinds = {}
+        for key, raw in zip(v3, self._documents(v3)):
+            if raw is not None:
+                kinds[_node_path(key, "zarr.json")] = node_type_of(raw, key)
+        for path, name in v2.items():
+            kinds.setdefault(path, "array" if name == ZARRAY else "group")  # v3 first
         arrays, groups = [], []
-        for key, raw in zip(keys, self._documents(keys)):
-            if raw is None:
-                continue
-            kind = node_type_of(raw, key)
-            path = "/" + key[:-len("zarr.json")].rstrip("/")
+        for path, kind in kinds.items():
             try:
                 node = ArrayNode.of_path(path) if kind == "array" else GroupNode.of_path(path)
             except NodeInvariant:
@@ -506,6 +648,7 @@ class Hierarchy:
             # An unreadable document: erase the keys a default encoding makes.
             self.store.erase("c")
             self._erase_root_array(ChunkKeyEncoding(), 1)
+            self._erase_root_array(ChunkKeyEncoding("v2"), 1)
             return
         self._erase_root_array(meta.key_encoding, meta.ndim)
 
@@ -569,6 +712,10 @@ class Hierarchy:
             new.attributes = GroupMetadata(attributes).attributes
             holders = self._holders(node)
             self._retract(holders, node, subtree=False)
+            if new.zarr_format == 2 and new.consolidated is not None:
+                # Its .zmetadata repeats its .zattrs, and the two files cannot
+                # change at once: drop the copy until both are written.
+                self.store.erase(_v2_key(node, ZMETADATA))
             self._set_document(node, new)
         self._publish(holders, {node: new})
 
