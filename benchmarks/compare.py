@@ -31,8 +31,14 @@ Columns, in this order:
 
 Each zarr-python-based array is checked to really use its column's pipeline.
 
-Writes start fresh: every write row (W1-W4, W6, strings) writes into a newly
-created array in each timed repeat. The array (for zarrs, its new directory) is
+W9 and W10 use the ``blosc`` codec (lz4 and zstd inside, level 5, byte shuffle);
+W11 reads a Zarr v2 array (blosc lz4, as zarr-python 2 wrote by default) that
+zarr-python writes once, each implementation opening a copy of its keys and
+bytes (``open_v2``). A cell that fails is "error" in the table, its exception in
+the notes below it; the row's other cells still run (the exit status is then 1).
+
+Writes start fresh: every write row (W1-W4, W6, W9, W10, strings) writes into a
+newly created array in each timed repeat. The array (for zarrs, its new directory) is
 made just before the timed call, after the implementation's previous array is
 freed (for zarrs, its directory removed); only the write is timed. The one
 "W1 raw rewrite" row shows the other case: it overwrites the same existing
@@ -46,9 +52,11 @@ newly mapped 1 MiB pieces: what a write into a fresh in-memory array pays
 when its memory comes new from the kernel); zstd(1) compress and decompress
 of the W2 chunks with python-zstandard and with the system libzstd (through
 ctypes, into reused buffers and into a new array); gzip(1) compress and
-decompress of the W3 chunks (isal when installed, else zlib). Workloads W1..W8 are described in
-docs/performance.md; ``benchmarks/plot_compare.py`` turns the JSON into the
-chart and the table of that page.
+decompress of the W3 chunks (isal when installed, else zlib); blosc-lz4 and
+blosc-zstd compress and decompress of the same chunks with numcodecs.
+Workloads W1..W11 are described in docs/performance.md;
+``benchmarks/plot_compare.py`` turns the JSON into the chart and the table of
+that page.
 """
 
 import argparse
@@ -92,11 +100,19 @@ from common import (
 )
 
 import zarrsync as zs
-from zarrsync.codecs import Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8, Zstd
+from zarrsync.codecs import Blosc, Bytes, Crc32c, Gzip, ShardingIndexed, VlenUtf8, Zstd
 
 IMPLEMENTATION_ORDER = ("zarrsync", "zarr-python", "zarr-python fused", "zarrs", "tensorstore")
+#: The blosc codecs of W9 and W10: cname, level 5, byte shuffle, typesize the data
+#: type's item size, blocksize 0 (blosc chooses). Zarr v2's default compressor
+#: (zarr-python 2) was the lz4 one, W11's.
+BLOSC = {"blosc-lz4": "lz4", "blosc-zstd": "zstd"}
+BLOSC_LEVEL = 5
 ZARRSYNC_CODECS = {"raw": [Bytes()], "zstd1": [Bytes(), Zstd(level=1, checksum=False)],
-                   "gzip1": [Bytes(), Gzip(level=1)]}
+                   "gzip1": [Bytes(), Gzip(level=1)],
+                   # typesize None: the data type's item size, when bound to the array
+                   **{codec: [Bytes(), Blosc(cname=cname, clevel=BLOSC_LEVEL, shuffle="shuffle")]
+                      for codec, cname in BLOSC.items()}}
 FUSED_CONFIG = {"codec_pipeline.path": "zarr.core.codec_pipeline.FusedCodecPipeline"}
 #: How zarrs-python is switched on (its README): the pipeline class by path; strict
 #: mode raises where it would otherwise fall back to zarr-python's own pipeline.
@@ -110,7 +126,9 @@ def is_string(dtype):
 
 # -- implementations --------------------------------------------------------------
 # Each adapter: create(shape, chunks, dtype, codec) -> handle; write(h, sel, data);
-# read(h, sel) -> ndarray; resize(h, shape). codec is "raw", "zstd1", "gzip1", or
+# read(h, sel) -> ndarray; resize(h, shape); open_v2(stored) -> handle of the Zarr v2
+# array "a" whose {key: bytes} ``stored`` holds. codec is "raw", "zstd1", "gzip1",
+# "blosc-lz4", "blosc-zstd", or
 # ("sharded", inner): chunks are then the shard shape, inner chunks zstd(1) and
 # the shard index bytes + crc32c. String data (StringDType) uses vlen-utf8 where
 # numbers use bytes; ``strings`` says whether an implementation can hold it.
@@ -147,6 +165,14 @@ class ZarrSync:
     def resize(self, h, shape):
         h[0].reshape(h[1], shape)
 
+    def open_v2(self, stored):
+        """The Zarr v2 array "a" whose keys and bytes ``stored`` holds (as
+        zarr-python wrote them), copied into a new store."""
+        store = zs.MemoryStore()
+        for key, value in stored.items():
+            store.set(key, value)
+        return store, zs.ArrayNode.of_path("/a")
+
     def close(self):
         pass
 
@@ -166,8 +192,14 @@ class ZarrPython:
         self.zarr = zarr
         self.pipeline = BatchedCodecPipeline
 
-    def _store(self):
-        return self.zarr.storage.MemoryStore()
+    def _store(self, stored=None):
+        """A new store, holding the keys and bytes of ``stored`` if given."""
+        if stored is None:
+            return self.zarr.storage.MemoryStore()
+        from zarr.core.buffer import default_buffer_prototype
+        buffer = default_buffer_prototype().buffer
+        return self.zarr.storage.MemoryStore(
+            {key: buffer.from_bytes(value) for key, value in stored.items()})
 
     def _config(self):
         """The configuration every array of this column is created and resized under."""
@@ -181,7 +213,7 @@ class ZarrPython:
                                f"expected {self.pipeline}")
 
     def create(self, shape, chunks, dtype, codec):
-        from zarr.codecs import GzipCodec, ZstdCodec
+        from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
         fill_value = "" if is_string(dtype) else 0
         with self._config():
             if isinstance(codec, tuple):
@@ -190,8 +222,13 @@ class ZarrPython:
                                              compressors=[ZstdCodec(level=1)],
                                              fill_value=fill_value)
             else:
-                compressors = {"raw": None, "zstd1": [ZstdCodec(level=1)],
-                               "gzip1": [GzipCodec(level=1)]}[codec]
+                if codec in BLOSC:
+                    compressors = [BloscCodec(cname=BLOSC[codec], clevel=BLOSC_LEVEL,
+                                              shuffle="shuffle",
+                                              typesize=np.dtype(dtype).itemsize)]
+                else:
+                    compressors = {"raw": None, "zstd1": [ZstdCodec(level=1)],
+                                   "gzip1": [GzipCodec(level=1)]}[codec]
                 arr = self.zarr.create_array(self._store(), shape=shape, chunks=chunks,
                                              dtype=dtype, compressors=compressors,
                                              fill_value=fill_value)
@@ -208,6 +245,12 @@ class ZarrPython:
         with self._config():
             h.resize(shape)
         self._check(h)
+
+    def open_v2(self, stored):
+        with self._config():
+            arr = self.zarr.open_array(self._store(stored), path="a", mode="r")
+        self._check(arr)
+        return arr
 
     def close(self):
         pass
@@ -264,13 +307,18 @@ class Zarrs(ZarrPython):
         self.count = 0
         self.last = None
 
-    def _store(self):
+    def _store(self, stored=None):
         # One array lives at a time: drop the previous one so the tmpfs does not fill up
         # and every new array starts in an empty directory.
         if self.last is not None:
             shutil.rmtree(self.last, ignore_errors=True)
         self.count += 1
         self.last = os.path.join(self.root, f"a{self.count}")
+        for key, value in (stored or {}).items():
+            path = os.path.join(self.last, *key.split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(value)
         return self.zarr.storage.LocalStore(self.last)
 
     def _config(self):
@@ -303,6 +351,10 @@ class TensorStore:
             codecs.append(zstd)
         elif codec == "gzip1":
             codecs.append({"name": "gzip", "configuration": {"level": 1}})
+        elif codec in BLOSC:
+            codecs.append({"name": "blosc", "configuration": {
+                "cname": BLOSC[codec], "clevel": BLOSC_LEVEL, "shuffle": "shuffle",
+                "typesize": np.dtype(dtype).itemsize, "blocksize": 0}})
         elif isinstance(codec, tuple):
             codecs = [{"name": "sharding_indexed", "configuration": {
                 "chunk_shape": list(codec[1]), "codecs": codecs + [zstd],
@@ -327,6 +379,15 @@ class TensorStore:
 
     def resize(self, h, shape):
         return h.resize(exclusive_max=shape, resize_metadata_only=False).result()
+
+    def open_v2(self, stored):
+        """Its ``zarr`` (v2) driver on a memory kvstore of a new context, filled first."""
+        context = self.ts.Context()
+        kv = self.ts.KvStore.open({"driver": "memory"}, context=context).result()
+        for key, value in stored.items():
+            kv.write(key, value).result()
+        return self.ts.open({"driver": "zarr", "kvstore": {"driver": "memory", "path": "a/"},
+                             "open": True}, context=context, read=True).result()
 
     def close(self):
         pass
@@ -406,6 +467,12 @@ def workloads(quick):
                 s["steps"]))
     out.append(("W8", f"strided read ::4 {n}^3/{chunk}^3 zstd", "strided", "zstd1", field,
                 (chunk,) * 3, None))
+    for wid, codec in (("W9", "blosc-lz4"), ("W10", "blosc-zstd")):
+        for kind in ("write", "read"):
+            out.append((wid, f"{codec} {kind} {n}^3/{chunk}^3", kind, codec, field,
+                        (chunk,) * 3, None))
+    out.append(("W11", f"zarr v2 read {n}^3/{chunk}^3 blosc-lz4", "v2read", "blosc-lz4", field,
+                (chunk,) * 3, None))
     n_str, str_chunk = s["strings"], s["string_chunk"]
     text = short_strings(n_str)
     label = f"{n_str // 1000}k strings/{str_chunk // 1000}k"
@@ -432,6 +499,33 @@ class Task:
     unit: str
     setup: Callable[[], None] = do_nothing
     check: Callable[[], None] = do_nothing
+
+
+_V2_STORED = {}
+
+
+def zarr_v2_stored(data, chunks, codec):
+    """``{key: bytes}`` of a Zarr v2 array "a" holding ``data``, as zarr-python
+    writes it (``.zarray``, ``.zattrs``, chunks ``a/0.0.0``...), compressor numcodecs'
+    Blosc (``codec`` is a key of ``BLOSC``) with level 5 and byte shuffle: the
+    default compressor of zarr-python 2. Made once per array and kept."""
+    key = (id(data), chunks, codec)
+    if key not in _V2_STORED:
+        import numcodecs
+        import zarr
+        kept = {}
+        store = zarr.storage.MemoryStore(kept)
+        arr = zarr.create_array(store, name="a", shape=data.shape, chunks=chunks,
+                                dtype=data.dtype, zarr_format=2, fill_value=0,
+                                compressors=numcodecs.Blosc(cname=BLOSC[codec],
+                                                            clevel=BLOSC_LEVEL,
+                                                            shuffle=numcodecs.Blosc.SHUFFLE))
+        arr[...] = data
+        stored = {k: v.to_bytes() for k, v in kept.items()}
+        if "a/.zarray" not in stored or "a/0.0.0" not in stored:
+            raise RuntimeError(f"zarr-python did not write a Zarr v2 array: {sorted(stored)[:5]}")
+        _V2_STORED[key] = (data, stored)  # data kept alive: its id stays its own
+    return _V2_STORED[key][1]
 
 
 def check_read(impl, h, sel, expected):
@@ -463,6 +557,10 @@ def prepare_workload(impl, wl):
         return Task(lambda: impl.write(current["h"], everything, data), amount, unit,
                     setup=new_array,
                     check=lambda: check_read(impl, current["h"], everything, data))
+    if kind == "v2read":
+        h = impl.open_v2(zarr_v2_stored(data, chunks, codec))
+        return Task(lambda: impl.read(h, everything), amount, unit,
+                    check=lambda: check_read(impl, h, everything, data))
     h = impl.create(data.shape, chunks, data.dtype, codec)
     impl.write(h, everything, data)
     if kind == "rewrite":
@@ -812,6 +910,56 @@ def gzip_limits(limit, blocks, chunk):
     ]
 
 
+def blosc_limits(limit, blocks, chunk):
+    """blosc compress and decompress of the W9/W10 chunks with numcodecs (the c-blosc
+    that zarrsync and zarr-python call), each call on one thread: numcodecs'
+    ``use_threads`` is False meanwhile (blosc's own threads off, as when zarr is
+    imported), else calls from the main thread would use blosc's thread pool."""
+    try:
+        from numcodecs import blosc
+    except ImportError:
+        return []
+    threads = limit.threads
+    raw = sum(b.nbytes for b in blocks)
+    expected = np.concatenate([b.reshape(-1).view(np.uint8) for b in blocks])
+    offsets = np.cumsum([0] + [b.nbytes for b in blocks]).tolist()
+    decompressed = np.empty(raw, dtype=np.uint8)
+    package = f"numcodecs {version_of('numcodecs')}, c-blosc {blosc.VERSION_STRING}"
+    what = f"the {len(blocks)} W9 chunks ({chunk}^3 float32)"
+    out = []
+    old = blosc.use_threads
+    blosc.use_threads = False
+    try:
+        for codec, cname in BLOSC.items():
+            name = cname.encode()
+
+            def compress(indices, name=name):
+                return [blosc.compress(blocks[k], name, BLOSC_LEVEL, blosc.SHUFFLE, 0)
+                        for k in indices]
+            frames = compress(range(len(blocks)))
+            ratio = raw / sum(len(f) for f in frames)
+            out.append(limit(f"{codec} ({BLOSC_LEVEL}, byte shuffle) compress of {what}, "
+                             f"{package} (a new bytes per chunk)", raw,
+                             lambda: compress(range(len(blocks))),
+                             lambda i: compress(range(i, len(blocks), threads)),
+                             compression_ratio=ratio))
+
+            def decompress(indices, frames=frames):
+                for k in indices:
+                    blosc.decompress(frames[k], decompressed[offsets[k]:offsets[k + 1]])
+            decompress(range(len(blocks)))
+            if not np.array_equal(decompressed, expected):
+                raise RuntimeError(f"numcodecs {codec}: the decompressed chunks differ")
+            out.append(limit(f"{codec} decompress of those chunks into a reused buffer, "
+                             f"{package}", raw,
+                             lambda: decompress(range(len(blocks))),
+                             lambda i: decompress(range(i, len(blocks), threads)),
+                             compression_ratio=ratio))
+    finally:
+        blosc.use_threads = old
+    return out
+
+
 def measure_limits(quick, repeats):
     """Every physical limit, each on one thread and on os.cpu_count() threads; MB/s of
     uncompressed bytes."""
@@ -823,7 +971,7 @@ def measure_limits(quick, repeats):
     with ThreadPoolExecutor(max_workers=threads) as pool:
         limit = LimitMeter(pool, threads, repeats)
         return (memory_limits(limit, field, n) + zstd_limits(limit, blocks, chunk)
-                + gzip_limits(limit, blocks, chunk))
+                + gzip_limits(limit, blocks, chunk) + blosc_limits(limit, blocks, chunk))
 
 
 # -- output ----------------------------------------------------------------------
@@ -973,7 +1121,8 @@ def run(args, argv, impls, skipped):
         others = [v for k, v in row["speeds"].items() if k != "zarrsync" and v is not None]
         row["ratio"] = mine / max(others) if mine is not None and others else None
         results["rows"].append(row)
-        cells = " | ".join(format_speed(row["speeds"][n], row["unit"]) for n in names)
+        cells = " | ".join("error" if n in row["errors"] else
+                           format_speed(row["speeds"][n], row["unit"]) for n in names)
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
         print(f"  {label}: {cells} | {ratio}", file=sys.stderr, flush=True)
     if not args.no_limits:

@@ -63,10 +63,10 @@ def plot(results, path):
     hi = max(present + [1.0]) * 1.6
     for i, name in enumerate(names):
         xs = [r + (i - (len(names) - 1) / 2) * width for r in range(len(rows))]
-        for x, v in zip(xs, rel[name]):
-            if v is None:
-                ax.text(x, lo * 1.05, "n/a", rotation=90, ha="center", va="bottom",
-                        fontsize=7, color="0.4")
+        for x, v, row in zip(xs, rel[name], rows):
+            if v is None:  # "error": the cell failed (compare.py's notes say why)
+                ax.text(x, lo * 1.05, "error" if name in row.get("errors", {}) else "n/a",
+                        rotation=90, ha="center", va="bottom", fontsize=7, color="0.4")
         ax.bar([x for x, v in zip(xs, rel[name]) if v], [v for v in rel[name] if v],
                width, bottom=0, color=COLORS.get(name, f"C{i}"), label=name)
         if name == "zarrsync":
