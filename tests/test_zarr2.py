@@ -265,6 +265,10 @@ def interop_cells(name, params):
         dtype = "struct" if not isinstance(case.dtype, str) else dtype_label(case.dtype)
         return [cell("zarr-python", 2, v2_codec_label(case.compressor, case.filters,
                                                       case.order), dtype, direction)]
+    if name in ("test_zarrsync_reads_zarrs_v2", "test_zarrs_reads_zarrsync_v2"):
+        case = params["case"]
+        return [cell("zarrs", 2, v2_codec_label(case.compressor, case.filters, case.order),
+                     dtype_label(case.dtype), direction)]
     if name in ("test_zarrsync_reads_tensorstore_v2", "test_tensorstore_reads_zarrsync_v2"):
         compressor = params["compressor"]
         label = None if compressor is None else compressor["id"] + (
@@ -272,7 +276,7 @@ def interop_cells(name, params):
         return [cell("tensorstore", 2, v2_codec_label(label, (), params["order"]),
                      dtype_label(params["dtype"]), direction)]
     if name == "test_reads_xarray_v2_consolidated":
-        return [cell("xarray", 2, "zstd (default)", d, "read")
+        return [cell("xarray", params["zarr_format"], "zstd (default)", d, "read")
                 for d in ("float64", "string", "int64")]
     if name == "test_zarrsync_edits_keep_zmetadata_fresh_for_xarray":
         return [cell("xarray", 2, "zstd (default)", d, "write") for d in ("float64", "int64")]
@@ -379,6 +383,46 @@ def test_zarr_python_writes_into_zarrsync_v2_array(tmp_path):
     store.write_array(node, (slice(5, 10), slice(0, 6)), np.int16(9))
     want[5:] = 9
     assert_exact(np.asarray(a[...]), want)
+
+
+# -- interop with the zarrs pipeline (zarr-python's API, zarrs' codecs) ------------------
+
+# The zarrs pipeline (0.2, strict mode) refuses v2 arrays in big-endian order or
+# order "F", and a complex array with a null fill value: these are the rest.
+ZARRS_CASES = [c for c in CASES if c.id in (
+    "dtype-<i2", "dtype-<u2", "dtype-<f8", "dtype-<f4", "dtype-|b1", "dtype-<i8",
+    "compressor-zstd", "compressor-gzip", "compressor-blosc-lz4", "compressor-blosc-zstd-bit",
+    "compressor-none", "sep-slash", "fill-nan", "fill-int", "rank-0", "chunks-past-shape")]
+
+
+def zarrs_pipeline():
+    zarrs = pytest.importorskip("zarrs")
+    return zarrs, zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline",
+                                   "codec_pipeline.strict": True})
+
+
+@pytest.mark.parametrize("case", ZARRS_CASES, ids=case_ids(ZARRS_CASES))
+def test_zarrsync_reads_zarrs_v2(case, tmp_path):
+    zarrs, pipeline = zarrs_pipeline()
+    with pipeline:
+        want = zarr_python_write(case, tmp_path)
+        used = zarr.open_array(str(tmp_path), mode="r")._async_array.codec_pipeline
+        assert isinstance(used, zarrs.ZarrsCodecPipeline)
+    store = zs.FilesystemStore(tmp_path, mode="r")
+    assert_exact(store.read_array(ArrayNode.root()), want)
+
+
+@pytest.mark.parametrize("case", ZARRS_CASES, ids=case_ids(ZARRS_CASES))
+def test_zarrs_reads_zarrsync_v2(case, tmp_path):
+    zarrs, pipeline = zarrs_pipeline()
+    data = sample(case.dtype, case.shape)
+    store = zs.FilesystemStore(tmp_path)
+    zarrsync_create(store, ArrayNode.root(), case)
+    write_in_pieces(store, ArrayNode.root(), data)
+    with pipeline:
+        got = zarr.open_array(str(tmp_path), mode="r")
+        assert isinstance(got._async_array.codec_pipeline, zarrs.ZarrsCodecPipeline)
+        assert_exact(got[...], data)
 
 
 # -- interop with tensorstore's zarr (v2) driver ------------------------------------------
@@ -558,7 +602,7 @@ def test_v3_document_wins_over_v2(tmp_path):
 
 # -- consolidated metadata (.zmetadata) --------------------------------------------------
 
-def xarray_v2_store(path):
+def xarray_v2_store(path, zarr_format=2):
     xr = pytest.importorskip("xarray")
     ds = xr.Dataset(
         {"temp": (("time", "x"), np.arange(12.0).reshape(3, 4), {"units": "K"}),
@@ -566,17 +610,21 @@ def xarray_v2_store(path):
         coords={"time": np.array(["2020-01-01", "2020-01-02", "2020-01-03"],
                                  dtype="datetime64[ns]"), "x": [10, 20, 30, 40]})
     ds["temp"][0, 0] = np.nan
-    ds.to_zarr(str(path), zarr_format=2, consolidated=True, mode="w")
+    ds.to_zarr(str(path), zarr_format=zarr_format, consolidated=True, mode="w")
     return ds
 
 
-def test_reads_xarray_v2_consolidated(tmp_path):
-    xarray_v2_store(tmp_path)
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_reads_xarray_v2_consolidated(tmp_path, zarr_format):
+    """A dataset xarray wrote (coordinates, CF-encoded times, strings, a NaN
+    fill), v2 or v3, consolidated: every variable reads as zarr-python reads it."""
+    xarray_v2_store(tmp_path, zarr_format)
     store = zs.FilesystemStore(tmp_path, mode="r")
     arrays, _ = store.find_all_nodes()
     assert [str(a) for a in arrays] == ["/name", "/temp", "/time", "/x"]
     for node in arrays:
-        want = zarr.open_array(str(tmp_path / node.key), mode="r", zarr_format=2)[...]
+        want = zarr.open_array(str(tmp_path / node.key), mode="r",
+                               zarr_format=zarr_format)[...]
         got = store.read_array(node)
         if got.dtype.kind in "TO":
             assert got.tolist() == list(want)
@@ -804,3 +852,23 @@ def test_v2_on_every_backend(store):
     store.erase_group_node(moved)
     assert store.find_all_nodes() == ([], [GroupNode.root()])
     assert store.group_metadata(GroupNode.root()).consolidated == {}
+
+
+@pytest.mark.parametrize("codec", [
+    Zstd(level=3), Zstd(level=1, checksum=True), Gzip(level=6), zs.codecs.Crc32c(),
+    Blosc("lz4", shuffle="bitshuffle"), Blosc("zstd", clevel=2, shuffle="noshuffle"),
+    NumcodecsBytesToBytes("zlib", level=2), NumcodecsBytesToBytes("lz4"),
+], ids=repr)
+def test_v2_config_names_the_same_bytes_for_numcodecs(codec):
+    """Each codec's v2 entry is a numcodecs codec that reads its bytes, and
+    whose bytes it reads."""
+    data = np.arange(4096, dtype="<u4")
+    bound = codec.evolve(data.dtype, data.shape)
+    theirs = numcodecs.get_codec(dict(bound.v2_config()))
+    assert bytes(theirs.decode(bound.encode(data.tobytes()))) == data.tobytes()
+    assert bytes(bound.decode(bytes(theirs.encode(data)))) == data.tobytes()
+
+
+def test_v2_config_of_codecs_v2_cannot_hold():
+    with pytest.raises(CodecError, match="Zarr v2 cannot express codec 'sharding_indexed'"):
+        ShardingIndexed((2,)).v2_config()

@@ -19,8 +19,8 @@ import re
 import numpy as np
 
 from .codecs import (ArrayToArrayCodec, Blosc, Bytes, BytesToBytesCodec, Gzip,
-                     NumcodecsArrayToArray, NumcodecsBytesToBytes, ShardingIndexed, Transpose,
-                     VlenBytes, VlenUtf8, Zstd)
+                     NumcodecsArrayToArray, NumcodecsBytesToBytes, Transpose, VlenBytes,
+                     VlenUtf8, Zstd)
 from .codecs._bytes import NATIVE_ENDIAN, swap_unit
 from .codecs._numcodecs import ARRAY_TO_ARRAY, BYTES_TO_BYTES
 from .dtypes import (BYTES_DTYPE, STRING_DTYPE, encode_fill_value, low_complex_name, parse_dtype,
@@ -42,7 +42,6 @@ _ARRAY_KEYS = ("zarr_format", "shape", "chunks", "dtype", "compressor", "fill_va
                "order", "filters", "dimension_separator")
 _TYPESTR = re.compile(r"[<>|=]?[a-zA-Z][0-9]*(\[[0-9]*[a-zA-Z]+\])?")
 _SHUFFLE_NAMES = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle", -1: None}
-_SHUFFLE_IDS = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 _ENDIAN = {"<": "little", ">": "big", "=": NATIVE_ENDIAN, "|": None}
 
 
@@ -311,29 +310,11 @@ def parse_zarray(doc, where):
             "fill": doc["fill_value"], "separator": separator}
 
 
-def _codec_v2(codec):
-    """The v2 form (``{"id": ...}``) of a bytes->bytes or array->array codec."""
-    if isinstance(codec, Zstd):
-        # As zarr-python writes it: tensorstore refuses a "checksum" field.
-        return ({"id": "zstd", "level": codec.level, "checksum": True} if codec.checksum
-                else {"id": "zstd", "level": codec.level})
-    if isinstance(codec, Gzip):
-        return {"id": "gzip", "level": codec.level}
-    if isinstance(codec, Blosc):
-        return {"id": "blosc", "cname": codec.cname, "clevel": codec.clevel,
-                "shuffle": _SHUFFLE_IDS[codec.shuffle or "shuffle"],
-                "blocksize": codec.blocksize}
-    if isinstance(codec, (NumcodecsBytesToBytes, NumcodecsArrayToArray)):
-        return codec.numcodecs_config()
-    raise CodecError(f"Zarr v2 cannot express codec {codec.name!r}; use numcodecs codecs, "
-                     f"zstd, gzip or blosc")
-
-
 def zarray_fields(codecs, ndim):
     """``(order, filters, compressor, endian)`` of a v2 ``.zarray`` for an array's
     codec chain (bound to its data type): ``endian`` is the byte order of its
     ``dtype`` field. ``CodecError`` if v2 cannot express the chain."""
-    order, filters, compressor = "C", [], None
+    order = "C"
     rest = list(codecs)
     if rest and type(rest[0]) is Transpose:
         axes = tuple(range(ndim))
@@ -343,38 +324,29 @@ def zarray_fields(codecs, ndim):
             raise CodecError(f"Zarr v2 cannot express transpose order {list(rest[0].order)}: "
                              f"its order is 'C' or 'F' (the axes reversed)")
         rest.pop(0)
-    bytes_bytes, endian, declared = [], None, None
+    filters, object_codec, bytes_bytes, endian = [], [], [], None
     for codec in rest:
         if isinstance(codec, Transpose):
             raise CodecError("Zarr v2 can express a transpose only as the first codec "
                              "(order 'F')")
-        if isinstance(codec, ArrayToArrayCodec):
-            filters.append(_codec_v2(codec))
-            config = codec.configuration
-            if declared is None and ARRAY_TO_ARRAY[codec.codec_id].input_key in config:
-                declared = _declared_endian("", {"dtype": config[
-                    ARRAY_TO_ARRAY[codec.codec_id].input_key]}, None)
-        elif isinstance(codec, (VlenUtf8, VlenBytes)):
-            filters.insert(0, {"id": "vlen-utf8" if isinstance(codec, VlenUtf8)
-                               else "vlen-bytes"})
-        elif isinstance(codec, Bytes):
+        if isinstance(codec, Bytes):
             endian = codec.endian
-        elif isinstance(codec, ShardingIndexed):
-            raise CodecError("Zarr v2 cannot express sharding_indexed (sharding is Zarr v3 "
-                             "only)")
+        elif isinstance(codec, ArrayToArrayCodec):
+            filters.append(codec.v2_config())
         elif isinstance(codec, BytesToBytesCodec):
-            bytes_bytes.append(codec)
-        else:
-            raise CodecError(f"Zarr v2 cannot express codec {codec.name!r}")
+            bytes_bytes.append(codec.v2_config())
+        else:   # another array->bytes codec: an object codec, first of the filters
+            object_codec.append(codec.v2_config())
     # v2 stores what the last filter makes as it lies in memory.
     made = endian
     for f in filters:
-        if f["id"] not in OBJECT_CODECS:
-            made = _declared_endian(f["id"], f, made)
+        made = _declared_endian(f["id"], f, made)
     if endian is not None and made is not None and made != endian:
         raise CodecError(f"Zarr v2 stores the filters' output in its own byte order "
                          f"({made}); the bytes codec asks for {endian}")
-    if bytes_bytes:
-        compressor = _codec_v2(bytes_bytes[-1])
-        filters.extend(_codec_v2(c) for c in bytes_bytes[:-1])
-    return order, filters or None, compressor, declared or endian
+    # The data type's own byte order is the one the first filter takes, if it says.
+    declared = next((_declared_endian("", {"dtype": f.get("dtype", f.get("decode_dtype"))},
+                                      None) for f in filters[:1]
+                     if f.get("dtype", f.get("decode_dtype"))), None)
+    filters = object_codec + filters + bytes_bytes[:-1]
+    return order, filters or None, bytes_bytes[-1] if bytes_bytes else None, declared or endian

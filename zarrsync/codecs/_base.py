@@ -28,6 +28,8 @@ than ``max_size``; for any other codec the chain checks the size after the
 decode, which refuses the chunk but does not bound the memory taken.
 """
 
+from ..errors import CodecError
+
 __all__ = ["Codec", "ArrayToArrayCodec", "ArrayToBytesCodec", "BytesToBytesCodec"]
 
 
@@ -45,6 +47,13 @@ class Codec:
     def to_dict(self):
         """The JSON form of the codec, as zarr-python writes it."""
         raise NotImplementedError
+
+    def v2_config(self):
+        """This codec as a Zarr v2 ``compressor`` or ``filters`` entry (numcodecs'
+        ``{"id": ...}`` form, for the same bytes); ``CodecError`` if v2 has none."""
+        raise CodecError(f"Zarr v2 cannot express codec {self.name!r} (it takes numcodecs "
+                         f"codecs: zstd, gzip, blosc, crc32c, numcodecs.*, vlen-utf8, "
+                         f"vlen-bytes)")
 
     def evolve(self, dtype, chunk_shape, fill_value=None):
         """This codec adjusted and validated for the chunks it will see.

@@ -160,6 +160,12 @@ class Blosc(BytesToBytesCodec):
         config["blocksize"] = self.blocksize
         return {"name": "blosc", "configuration": config}
 
+    def v2_config(self):
+        # numcodecs takes the shuffle as its index and the typesize from the data.
+        return {"id": "blosc", "cname": self.cname, "clevel": self.clevel,
+                "shuffle": SHUFFLES.index(self.shuffle or "shuffle"),
+                "blocksize": self.blocksize}
+
     def evolve(self, dtype, chunk_shape, fill_value=None):
         if self.typesize is not None and self.shuffle is not None:
             return self

@@ -24,6 +24,9 @@ class Crc32c(BytesToBytesCodec):
     def to_dict(self):
         return {"name": "crc32c"}
 
+    def v2_config(self):
+        return {"id": "crc32c"}   # numcodecs' CRC32C: the same four bytes at the end
+
     def size_after_encode(self, size):
         return size + 4
 

@@ -91,6 +91,9 @@ class Gzip(BytesToBytesCodec):
     def to_dict(self):
         return {"name": "gzip", "configuration": {"level": self.level}}
 
+    def v2_config(self):
+        return {"id": "gzip", "level": self.level}
+
     def encode(self, data):
         if self.level == 0:
             return zlib.compress(data, 0, _GZIP_WBITS)

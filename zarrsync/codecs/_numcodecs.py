@@ -269,9 +269,8 @@ class _NumcodecsCodec:
     def to_dict(self):
         return {"name": self.name, "configuration": dict(self.configuration)}
 
-    def numcodecs_config(self):
-        """numcodecs' own JSON form of the codec (``{"id": ..., ...}``, every
-        default spelled out): what Zarr v2 documents hold."""
+    def v2_config(self):
+        # numcodecs' own form, every default spelled out, as zarr-python writes it.
         return self._numcodecs().get_config()
 
     def _numcodecs(self):

@@ -36,6 +36,9 @@ class _Vlen(ArrayToBytesCodec):
     def to_dict(self):
         return {"name": self.name, "configuration": {}}
 
+    def v2_config(self):
+        return {"id": self.name}   # numcodecs' object codec of the same name and format
+
     def evolve(self, dtype, chunk_shape, fill_value=None):
         if dtype != self.dtype:
             want = "string" if self.dtype.kind == "T" else "bytes"

@@ -229,6 +229,11 @@ class Zstd(BytesToBytesCodec):
         return {"name": "zstd",
                 "configuration": {"level": self.level, "checksum": self.checksum}}
 
+    def v2_config(self):
+        # As zarr-python writes it: tensorstore refuses a "checksum" field.
+        return ({"id": "zstd", "level": self.level, "checksum": True} if self.checksum
+                else {"id": "zstd", "level": self.level})
+
     def native(self):
         return _native_context(self.level, self.checksum)
 
