@@ -92,7 +92,7 @@ _DOCUMENT_NAMES = ("zarr.json", ZARRAY, ZGROUP)
 
 
 class Hierarchy:
-    """The Zarr v3 hierarchy operations of one store, and its ``ChunkIO``."""
+    """The hierarchy operations of one store (Zarr v3 and v2), and its ``ChunkIO``."""
 
     def __init__(self, store):
         self.store = store
