@@ -872,3 +872,17 @@ def test_v2_config_names_the_same_bytes_for_numcodecs(codec):
 def test_v2_config_of_codecs_v2_cannot_hold():
     with pytest.raises(CodecError, match="Zarr v2 cannot express codec 'sharding_indexed'"):
         ShardingIndexed((2,)).v2_config()
+
+
+@pytest.mark.parametrize("compressor", [
+    {"id": "blosc", "cname": "lz4", "clevel": 1, "shuffle": [], "blocksize": 0},
+    {"id": "blosc", "cname": "lz4", "clevel": 1, "shuffle": True, "blocksize": 0},
+    {"id": "zstd", "level": "x"}, {"id": "gzip", "level": [1]},
+])
+def test_hostile_compressor_configurations_are_parse_errors(compressor, tmp_path):
+    """Found by tests/test_fuzz.py: a JSON list where numcodecs wants an int."""
+    path = tmp_path / "a"
+    path.mkdir()
+    (path / ".zarray").write_text(json.dumps(v2_doc(compressor=compressor)))
+    with pytest.raises(ParseError, match="compressor"):
+        zs.FilesystemStore(tmp_path, mode="r").read_array(ArrayNode.of_path("/a"))

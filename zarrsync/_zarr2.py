@@ -201,7 +201,8 @@ def _bytes_codec(codec_id, config, what, where):
         if codec_id == "blosc" and set(config) <= {"cname", "clevel", "shuffle", "blocksize",
                                                     "typesize"}:
             shuffle = config.get("shuffle", 1)
-            if shuffle not in _SHUFFLE_NAMES or isinstance(shuffle, bool):
+            if not isinstance(shuffle, int) or isinstance(shuffle, bool) \
+                    or shuffle not in _SHUFFLE_NAMES:
                 raise CodecError(f"blosc shuffle must be -1, 0, 1 or 2, got "
                                  f"{short_repr(shuffle)}")
             return Blosc(cname=config.get("cname", "lz4"), clevel=config.get("clevel", 5),
@@ -209,7 +210,7 @@ def _bytes_codec(codec_id, config, what, where):
                          blocksize=config.get("blocksize", 0))
         if codec_id in BYTES_TO_BYTES:
             return NumcodecsBytesToBytes(codec_id, **config)
-    except (CodecError, ValueError) as e:
+    except (CodecError, ValueError, TypeError) as e:
         raise ParseError(f"{where}: {what} {short_repr(codec_id)}: {e}") from None
     raise ParseError(f"{where}: Zarr v2 array: {what} {short_repr(codec_id)} is not supported")
 
@@ -223,7 +224,7 @@ def _declared_endian(codec_id, config, endian):
         return endian
     try:
         dt = np.dtype(declared)
-    except TypeError:
+    except (TypeError, ValueError):
         return endian
     orders = _leaf_orders(dt)
     return orders.pop() if orders else None
@@ -291,7 +292,7 @@ def parse_zarray(doc, where):
         if codec_id in ARRAY_TO_ARRAY and not bytes_bytes and array_bytes is None:
             try:
                 array_array.append(NumcodecsArrayToArray(codec_id, **config))
-            except (CodecError, ValueError) as e:
+            except (CodecError, ValueError, TypeError) as e:
                 raise ParseError(f"{where}: filter {codec_id!r}: {e}") from None
             endian = _declared_endian(codec_id, config, endian)
         elif codec_id in ARRAY_TO_ARRAY:
