@@ -1055,6 +1055,8 @@ def main(argv=None):
                         choices=list(IMPLEMENTATION_ORDER[1:]), help="leave out an implementation")
     parser.add_argument("--no-limits", action="store_true", help="skip the physical limits")
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH")
+    parser.add_argument("--s3", action="store_true",
+                        help="also run the object store rows (benchmarks/object_store_bench.py)")
     args = parser.parse_args(argv)
 
     impls, skipped = available_implementations(args.skip)
@@ -1125,6 +1127,10 @@ def run(args, argv, impls, skipped):
                            format_speed(row["speeds"][n], row["unit"]) for n in names)
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
         print(f"  {label}: {cells} | {ratio}", file=sys.stderr, flush=True)
+    if args.s3:
+        import object_store_bench
+        results["s3"] = object_store_bench.rows(args.quick, args.repeats, args.only)
+        object_store_bench.print_rows(results["s3"])
     if not args.no_limits:
         results["limits"] = measure_limits(args.quick, args.repeats)
     results["machine"]["cpu_stolen"] = stolen_share(ticks_at_start, cpu_ticks())

@@ -31,6 +31,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+import s3_server
 import zarrsync
 
 # -- Hypothesis profiles --------------------------------------------------------------
@@ -127,6 +128,8 @@ STORE_FACTORIES = [
     ("filesystem", lambda path: zarrsync.FilesystemStore(path)),
     # A sibling file: ``path`` may not exist yet, and is unique per store.
     ("zip", lambda path: zarrsync.ZipStore(path.with_name(path.name + ".zip"), mode="w")),
+    # A bucket of its own on the moto S3 server the tests start (tests/s3_server.py).
+    ("s3", lambda path: s3_server.new_store()),
 ]
 
 
@@ -137,9 +140,15 @@ def store(request, tmp_path):
     return request.param(tmp_path / "store")
 
 
+#: The backends the Hypothesis tests run on: not S3, whose examples would each
+#: make a bucket and dozens of HTTP requests (minutes per test); the contract
+#: and the hierarchy tests cover it.
+PROPERTY_FACTORIES = [(name, f) for name, f in STORE_FACTORIES if name != "s3"]
+
+
 @pytest.fixture(scope="module",
-                params=[f for _, f in STORE_FACTORIES],
-                ids=[name for name, _ in STORE_FACTORIES])
+                params=[f for _, f in PROPERTY_FACTORIES],
+                ids=[name for name, _ in PROPERTY_FACTORIES])
 def store_factory(request, tmp_path_factory):
     """A callable returning a new, empty store of each backend on every call.
 

@@ -15,6 +15,8 @@ PACKAGE = pathlib.Path(zarrsync.__file__).parent
 
 #: The layers, top first: a module may import from its own layer or below.
 LAYERS = [
+    # Integrations, imported by nothing in the package: their libraries load only with them.
+    {"zarrsync.dask", "zarrsync.xarray_backend", "zarrsync.testing"},
     {"zarrsync", "zarrsync.__main__", "zarrsync.array"},
     {"zarrsync.storage"},
     {"zarrsync.pipeline"},

@@ -13,13 +13,13 @@ from .errors import (ArrayToBytesInvariant, BytesToBytesInvariant, CannotRenameR
                      ZarrSyncError)
 from .metadata import ArrayMetadata, GroupMetadata
 from .nodes import ArrayNode, GroupNode
-from .storage import FilesystemStore, MemoryStore, Store, ZipStore
+from .storage import FilesystemStore, MemoryStore, ObjectStore, Store, ZipStore, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Array", "ArrayMetadata", "GroupMetadata", "ArrayNode", "GroupNode",
-    "MemoryStore", "FilesystemStore", "ZipStore", "Store",
+    "MemoryStore", "FilesystemStore", "ZipStore", "ObjectStore", "Store", "open_store",
     "codecs", "config", "errors", "metadata", "storage",
     "ZarrSyncError", "KeyNotFound", "ParseError", "InvalidArraySlice", "InvalidDataType",
     "InvalidResizeShape", "NodeInvariant", "CannotRenameRoot", "NodeExists", "CodecError",

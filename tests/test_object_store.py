@@ -1,0 +1,240 @@
+"""``ObjectStore`` against a real S3 server (moto's server mode on loopback,
+started by the tests), directly and behind a proxy that adds 20 ms per
+request and injects faults: dropped connections, 503s and stalls.
+
+The store contract runs on it (and ``conftest.STORE_FACTORIES`` puts it under
+every hierarchy test that takes the ``store`` fixture). Beyond the contract:
+retries hide transient faults; once retries are spent the error is a
+``StoreError`` naming the key; no fault leaves a torn or lost object; reads
+of many chunks run concurrently; ranges of a shard are coalesced; listing uses
+consolidated metadata; credentials stay out of reprs and errors; the store
+pickles; ``open_store`` picks it from the URL.
+"""
+
+import pickle
+import time
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+import s3_server
+import zarrsync as zs
+from store_contract import StoreContract
+from zarrsync import ArrayNode, GroupNode
+from zarrsync.codecs import Bytes, ShardingIndexed, Zstd
+from zarrsync.errors import ReadOnlyStoreError, StoreError
+
+pytest.importorskip("obstore")
+pytest.importorskip("moto")
+
+
+class TestObjectStore(StoreContract):
+    @pytest.fixture
+    def make_store(self):
+        return s3_server.new_store
+
+    @pytest.fixture
+    def reopen_read_only(self):
+        return lambda store: zs.ObjectStore(store.url, mode="r", **s3_server.options())
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    p = s3_server.FaultProxy(s3_server.endpoint(), latency=0.02, stall=3.0)
+    yield p
+    p.close()
+
+
+def through(proxy, store, mode="a", **extra):
+    """The data of ``store`` opened again through ``proxy``."""
+    retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=20),
+             "backoff": {"init_backoff": timedelta(milliseconds=10),
+                         "max_backoff": timedelta(milliseconds=100), "base": 2}}
+    extra.setdefault("retry_config", retry)
+    extra.setdefault("client_options", {"allow_http": True, "timeout": "1s"})
+    return zs.ObjectStore(store.url, mode=mode, **s3_server.options(proxy.url, **extra))
+
+
+def filled(store, shape=(64, 64), chunks=(8, 8)):
+    node = ArrayNode.of_path("/g/a")
+    data = np.arange(np.prod(shape), dtype="float64").reshape(shape)
+    store.create_array(node, shape=shape, chunks=chunks, dtype="float64",
+                       codecs=[Bytes(), Zstd(level=1)])
+    store.write_array(node, ..., data)
+    return node, data
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+def test_a_read_fetches_its_chunks_concurrently(proxy):
+    store = s3_server.new_store()
+    node, data = filled(store)
+    remote = through(proxy, store, mode="r")
+    proxy.reset_counts()
+    start = time.perf_counter()
+    np.testing.assert_array_equal(remote.read_array(node), data)
+    elapsed = time.perf_counter() - start
+    gets = proxy.count("GET")
+    assert gets >= 64   # the 64 chunks, and the document
+    # One after another, 64 requests take 64 x 20 ms of latency alone; this is
+    # a bound on the shape of the work, not a speed measurement.
+    assert elapsed < gets * proxy.latency / 2
+
+
+def test_sharded_reads_coalesce_ranges(proxy):
+    store = s3_server.new_store()
+    node = ArrayNode.of_path("/s")
+    store.create_array(node, shape=(64, 64), chunks=(64, 64), dtype="uint16",
+                       codecs=[ShardingIndexed((8, 8), codecs=[Bytes(), Zstd(1)])])
+    data = np.arange(64 * 64, dtype="uint16").reshape(64, 64)
+    store.write_array(node, ..., data)
+    remote = through(proxy, store, mode="r")
+    remote.array_metadata(node)
+    proxy.reset_counts()
+    np.testing.assert_array_equal(remote.read_array(node, (slice(0, 24), slice(0, 64))),
+                                  data[:24])
+    # 24 inner chunks, close together in one shard: a handful of requests, not 24.
+    assert proxy.count("GET") <= 6, proxy.requests
+
+
+def test_listing_uses_consolidated_metadata(proxy):
+    store = s3_server.new_store()
+    for i in range(10):
+        store.create_array(ArrayNode.of_path(f"/g{i % 3}/a{i}"), shape=(4,), chunks=(4,),
+                           dtype="int8")
+    store.consolidate_metadata()
+    remote = through(proxy, store, mode="r")
+    proxy.reset_counts()
+    arrays, groups = remote.find_all_nodes()
+    assert len(arrays) == 10 and len(groups) == 4
+    assert proxy.count() == 2, proxy.requests   # zarr.json, and the .zmetadata probe
+
+
+# -- faults ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("faults", [["503"], ["drop"], ["503", "drop", "503"], ["stall"]])
+def test_transient_faults_are_retried(proxy, faults):
+    store = s3_server.new_store()
+    node, data = filled(store, shape=(16, 16), chunks=(8, 8))
+    remote = through(proxy, store)
+    proxy.inject(*faults)
+    np.testing.assert_array_equal(remote.read_array(node), data)
+    proxy.inject(*faults)
+    remote.write_array(node, (slice(0, 8), slice(0, 8)), np.float64(-1))
+    data[:8, :8] = -1
+    np.testing.assert_array_equal(store.read_array(node), data)
+
+
+def test_faults_past_the_retries_are_store_errors_naming_the_key(proxy):
+    store = s3_server.new_store()
+    node, data = filled(store, shape=(8, 8), chunks=(8, 8))
+    remote = through(proxy, store, retry_config={
+        "max_retries": 2, "retry_timeout": timedelta(seconds=10),
+        "backoff": {"init_backoff": timedelta(milliseconds=10),
+                    "max_backoff": timedelta(milliseconds=20), "base": 2}})
+    remote.array_metadata(node)
+    proxy.inject(*["503"] * 10)
+    try:
+        with pytest.raises(StoreError, match=r"'g/a/(zarr\.json|c/0/0)'.*503") as info:
+            remote.read_array(node)
+    finally:
+        proxy.faults.clear()
+    assert s3_server.SECRET_KEY not in str(info.value)
+    # The failed write left nothing torn: the old value reads back whole.
+    proxy.inject(*["503"] * 10)
+    try:
+        with pytest.raises(StoreError, match=r"'g/a/(zarr\.json|c/0/0)'.*503"):
+            remote.write_array(node, ..., np.zeros((8, 8)))
+    finally:
+        proxy.faults.clear()
+    np.testing.assert_array_equal(store.read_array(node), data)
+
+
+def test_writes_are_whole_or_absent_under_dropped_connections(proxy):
+    store = s3_server.new_store()
+    remote = through(proxy, store)
+    values = [np.random.default_rng(i).bytes(100_000 + i) for i in range(20)]
+    for i, value in enumerate(values):
+        proxy.inject("drop" if i % 2 else "503")
+        remote.set(f"k{i}", value)
+    assert [store.get(f"k{i}") for i in range(20)] == values
+
+
+# -- identity ----------------------------------------------------------------------------
+
+def test_credentials_stay_out_of_repr_errors_and_pickles():
+    store = s3_server.new_store()
+    assert s3_server.SECRET_KEY not in repr(store)
+    bad = zs.ObjectStore(store.url, mode="a", **s3_server.options(
+        "http://127.0.0.1:9", retry_config={"max_retries": 0,
+                                            "retry_timeout": timedelta(seconds=1)}))
+    with pytest.raises(StoreError) as info:
+        bad.get("zarr.json")
+    assert s3_server.SECRET_KEY not in str(info.value)
+    assert "zarr.json" in str(info.value)
+
+
+def test_pickles_and_reopens_in_another_process():
+    import subprocess
+    import sys
+    store = s3_server.new_store()
+    node, data = filled(store, shape=(8, 8), chunks=(4, 4))
+    blob = pickle.dumps(store)
+    code = ("import pickle, sys, numpy as np, zarrsync as zs\n"
+            "s = pickle.loads(sys.stdin.buffer.read())\n"
+            "n = zs.ArrayNode.of_path('/g/a')\n"
+            "s.write_array(n, (0, 0), np.float64(42))\n"
+            "print(float(s.read_array(n).sum()))")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+                         check=True)
+    data[0, 0] = 42
+    assert float(out.stdout) == data.sum()
+    np.testing.assert_array_equal(store.read_array(node), data)
+
+
+def test_modes():
+    store = s3_server.new_store()
+    store.set("k", b"v")
+    url, opts = store.url, s3_server.options()
+    with pytest.raises(StoreError, match="not empty"):
+        zs.ObjectStore(url, mode="w-", **opts)
+    assert zs.ObjectStore(url, mode="r+", **opts).get("k") == b"v"
+    with pytest.raises(ReadOnlyStoreError, match="cannot set"):
+        zs.ObjectStore(url, mode="r", **opts).set("k", b"x")
+    assert zs.ObjectStore(url, mode="w", **opts).list_prefix("") == []
+    empty = f"s3://{s3_server.new_bucket()}/nothing"
+    with pytest.raises(StoreError, match="holds nothing"):
+        zs.ObjectStore(empty, mode="r+", **opts)
+    with pytest.raises(ValueError, match="mode"):
+        zs.ObjectStore(url, mode="x", **opts)
+
+
+def test_open_store_picks_the_object_store():
+    store = s3_server.new_store()
+    store.create_group(GroupNode.of_path("/g"))
+    opened = zs.open_store(store.url, mode="r", **s3_server.options())
+    assert isinstance(opened, zs.ObjectStore) and opened.read_only
+    assert opened.group_exists(GroupNode.of_path("/g"))
+    with pytest.raises(StoreError, match="no store serves ftp://"):
+        zs.open_store("ftp://example.com/x")
+
+
+def test_credentials_and_endpoint_from_the_environment():
+    """No options: obstore reads AWS_ENDPOINT_URL, the keys, the region and
+    AWS_ALLOW_HTTP from the environment, as every AWS tool does."""
+    import os
+    import subprocess
+    import sys
+    store = s3_server.new_store()
+    store.create_group(GroupNode.of_path("/g"), {"from": "options"})
+    env = dict(os.environ, AWS_ENDPOINT_URL=s3_server.endpoint(),
+               AWS_ACCESS_KEY_ID=s3_server.ACCESS_KEY,
+               AWS_SECRET_ACCESS_KEY=s3_server.SECRET_KEY, AWS_REGION=s3_server.REGION,
+               AWS_ALLOW_HTTP="true")
+    code = ("import sys, zarrsync as zs\n"
+            "s = zs.open_store(sys.argv[1], mode='r')\n"
+            "print(s.group_metadata(zs.GroupNode.of_path('/g')).attributes['from'])")
+    out = subprocess.run([sys.executable, "-c", code, store.url], env=env,
+                         capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "options"

@@ -1,0 +1,426 @@
+"""``ObjectStore``: S3, Google Cloud Storage, Azure and HTTP through obstore.
+
+obstore (Rust's ``object_store``) does the requests, the signing, the
+credential sources (options, the standard environment variables, profiles)
+and the retries with backoff (5xx, dropped connections, timeouts). This
+module maps the key-value interface onto it:
+
+* every call that touches several keys or ranges runs their requests at
+  once on one event loop per process, at most ``max_concurrency`` in flight;
+* ranges of one key that lie close together are fetched as one request
+  (``coalesce`` bytes apart at most) and sliced, so a sharded read takes few
+  requests; the responses for one key must carry one ETag, else the key is
+  read again (a value other processes rewrote meanwhile is never mixed);
+* a value is written by one PUT (or a multipart upload completed at once):
+  readers see the old object or the new one;
+* errors once retries are spent become ``StoreError`` naming the key, with
+  any credential given as an option blotted out.
+"""
+
+import asyncio
+import os
+import threading
+
+from ..errors import StoreError
+from ._base import Store
+
+__all__ = ["ObjectStore"]
+
+_MODES = ("r", "r+", "a", "w", "w-")
+#: Option names whose values are secrets (never shown in errors or reprs).
+_SECRET_WORDS = ("secret", "token", "password", "key", "credential", "sas", "signature")
+#: Attempts at reading the ranges of one key from one version of its value.
+_VERSION_ATTEMPTS = 5
+
+
+def _obstore():
+    try:
+        import obstore
+    except ImportError:   # pragma: no cover - a core dependency
+        raise StoreError("ObjectStore needs the obstore package (pip install obstore)") from None
+    return obstore
+
+
+# -- one event loop per process ----------------------------------------------------------
+
+class _Loop:
+    """An asyncio loop on a daemon thread, started on first use in each process."""
+
+    _lock = threading.Lock()
+    _loop = None
+    _pid = None
+
+    @classmethod
+    def run(cls, coroutine):
+        """Run ``coroutine`` on the loop and return its result (from any thread)."""
+        loop = cls._get()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    @classmethod
+    def _get(cls):
+        with cls._lock:
+            if cls._loop is None or cls._pid != os.getpid():   # new, or inherited by fork
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="zarrsync-object-store",
+                                          daemon=True)
+                thread.start()
+                cls._loop, cls._pid = loop, os.getpid()
+            return cls._loop
+
+
+def _is_secret(name):
+    name = name.lower()
+    return any(word in name for word in _SECRET_WORDS)
+
+
+class ObjectStore(Store):
+    """A store in an object store bucket (S3, GCS, Azure) or behind an HTTP(S) URL.
+
+    Parameters
+    ----------
+    url : str
+        ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``az://container/prefix``
+        (and the other forms obstore takes), or ``https://host/path``.
+    mode : {"r", "r+", "a", "w", "w-"}
+        "r" read-only; "r+" read/write, something must be there; "a"
+        read/write; "w" erases everything under the prefix first; "w-"
+        refuses a prefix that holds anything.
+    max_concurrency : int
+        Requests in flight at once for one call (default 32).
+    coalesce : int
+        Ranges of one object at most this many bytes apart are fetched as one
+        request (default 1 MiB, as obstore's ``get_ranges``).
+    **options
+        obstore's options, as it names them: ``endpoint``, ``region``,
+        ``access_key_id``, ``secret_access_key``, ``session_token``,
+        ``skip_signature``, ... and ``client_options`` (timeouts,
+        ``allow_http``), ``retry_config`` (``max_retries``, ``retry_timeout``,
+        ``backoff``). Anything not given comes from the usual environment
+        variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ALLOW_HTTP``, and
+        their GCS and Azure counterparts) and profiles.
+
+    Notes
+    -----
+    The store pickles (its URL, mode and options; the client is made again
+    in the other process). Credentials never appear in its repr or errors.
+    """
+
+    knows_sizes = True
+    shared_between_processes = True
+
+    def __init__(self, url, mode="a", *, max_concurrency=32, coalesce=1 << 20, **options):
+        if mode not in _MODES:
+            raise ValueError(f"ObjectStore mode must be one of {_MODES}, got {mode!r}")
+        if not isinstance(url, str) or "://" not in url:
+            raise StoreError(f"ObjectStore needs a URL such as s3://bucket/prefix, got {url!r}")
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
+                or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        self._url = url.rstrip("/")
+        self._mode = mode
+        self._options = dict(options)
+        self._max_concurrency = max_concurrency
+        self._coalesce = int(coalesce)
+        self._client = None
+        self._client_pid = None
+        self._open(mode)
+
+    def _open(self, mode):
+        client = self._get_client()   # bad options fail here, not at the first read
+        del client
+        if mode == "r+" and not self.list_prefix(""):
+            raise StoreError(f"{self._description()} holds nothing (mode 'r+' needs an "
+                             f"existing store)")
+        if mode == "w-" and self.list_prefix(""):
+            raise StoreError(f"{self._description()} is not empty (mode 'w-')")
+        if mode == "w":
+            self.erase_prefix("")
+
+    # -- identity, pickling -------------------------------------------------------------
+
+    @property
+    def url(self):
+        return self._url
+
+    @property
+    def read_only(self):
+        return self._mode == "r"
+
+    @property
+    def mode(self):
+        return self._mode
+
+    def _description(self):
+        return f"ObjectStore {self._url!r}"
+
+    def __repr__(self):
+        return f"ObjectStore({self._url!r}, mode={self._mode!r})"
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_client"] = None   # made again in the other process
+        state["_client_pid"] = None
+        return state
+
+    def __setstate__(self, state):
+        # As it was: "w" must not clear again, "w-" must not fail on its own data.
+        self.__dict__.update(state)
+
+    def _get_client(self):
+        if self._client is None or self._client_pid != os.getpid():
+            from obstore.store import from_url
+            _obstore()
+            try:
+                self._client = from_url(self._url, **self._options)
+            except Exception as e:   # obstore's errors for bad URLs and options
+                raise StoreError(f"cannot open {self._description()}: "
+                                 f"{self._redact(e)}") from None
+            self._client_pid = os.getpid()
+        return self._client
+
+    def _redact(self, error):
+        """``error`` as text with every secret option value blotted out."""
+        # obstore appends a multi-line "Debug source" dump: the first part says it.
+        text = f"{type(error).__name__}: {str(error).split(chr(10) + chr(10))[0]}"
+        for name, value in self._options.items():
+            if _is_secret(name) and isinstance(value, str) and value:
+                text = text.replace(value, "***")
+        return text
+
+    def _fail(self, what, key, error):
+        return StoreError(f"{what} {key!r} on {self._description()} failed: "
+                          f"{self._redact(error)}")
+
+    # -- running requests ---------------------------------------------------------------
+
+    def _run(self, make_coroutines):
+        """Run the coroutines ``make_coroutines(client, limit)`` returns, at most
+        ``max_concurrency`` at once; their results in order."""
+        client = self._get_client()
+
+        async def gather():
+            limit = asyncio.Semaphore(self._max_concurrency)
+            return await asyncio.gather(*make_coroutines(client, limit))
+        return _Loop.run(gather())
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, key):
+        return self.get_many([key])[0]
+
+    def get_many(self, keys):
+        keys = list(keys)
+        if not keys:
+            return []
+        obstore = _obstore()
+
+        async def one(client, limit, key):
+            async with limit:
+                try:
+                    result = await obstore.get_async(client, key)
+                    return bytes(await result.bytes_async())
+                except FileNotFoundError:
+                    return None
+                except Exception as e:
+                    raise self._fail("get", key, e) from None
+        return self._run(lambda client, limit: [one(client, limit, k) for k in keys])
+
+    def getsize(self, key):
+        obstore = _obstore()
+
+        async def one(client, limit):
+            async with limit:
+                try:
+                    return (await obstore.head_async(client, key))["size"]
+                except FileNotFoundError:
+                    return None
+                except Exception as e:
+                    raise self._fail("head", key, e) from None
+        return self._run(lambda client, limit: [one(client, limit)])[0]
+
+    def get_partial_values(self, key_ranges):
+        key_ranges = list(key_ranges)
+        by_key = {}
+        for i, (key, offset, length) in enumerate(key_ranges):
+            by_key.setdefault(key, []).append((i, offset, length))
+        out = [None] * len(key_ranges)
+
+        def make(client, limit):
+            return [self._read_ranges(client, limit, key, wanted)
+                    for key, wanted in by_key.items()]
+        for key_result in self._run(make) if by_key else []:
+            for i, value in key_result:
+                out[i] = value
+        return out
+
+    async def _read_ranges(self, client, limit, key, wanted):
+        """``[(index, bytes or None)]`` for the ranges ``wanted`` of ``key``, all
+        from one version of its value (requests whose ETags differ are made again)."""
+        for _ in range(_VERSION_ATTEMPTS):
+            answer = await self._read_ranges_once(client, limit, key, wanted)
+            if answer is not None:
+                return answer
+        raise StoreError(f"{key!r} on {self._description()} kept changing while its ranges "
+                         f"were read ({_VERSION_ATTEMPTS} attempts)")
+
+    async def _read_ranges_once(self, client, limit, key, wanted):
+        obstore = _obstore()
+        # Requests: ("range", start, end) for runs of ranges close together,
+        # ("suffix", n) for a negative offset, ("offset", start) to the end.
+        plain = sorted((off, off + n, i) for i, off, n in wanted
+                       if n is not None and off >= 0 and n > 0)
+        requests, members = [], []
+        for start, end, i in plain:
+            if requests and requests[-1][0] == "range" and start - requests[-1][2] \
+                    <= self._coalesce:
+                requests[-1] = ("range", requests[-1][1], max(requests[-1][2], end))
+                members[-1].append((i, start, end))
+            else:
+                requests.append(("range", start, end))
+                members.append([(i, start, end)])
+        other = [(i, off, n) for i, off, n in wanted
+                 if not (n is not None and off >= 0 and n > 0)]
+        for i, off, n in other:
+            if n == 0:
+                continue
+            requests.append(("suffix", -off) if off < 0 else ("offset", off))
+            members.append([(i, off, n)])
+        zero = [i for i, off, n in wanted if n == 0]
+        if zero or not requests:
+            requests.append(("head",))
+            members.append([])
+
+        async def fetch(request):
+            async with limit:
+                try:
+                    if request[0] == "head":
+                        meta = await obstore.head_async(client, key)
+                        return meta["e_tag"], meta["size"], b""
+                    options = {"range": ((request[1], request[2]) if request[0] == "range"
+                                         else {request[0]: request[1]})}
+                    result = await obstore.get_async(client, key, options=options)
+                    data = bytes(await result.bytes_async())
+                    return result.meta["e_tag"], result.meta["size"], data
+                except FileNotFoundError:
+                    return None
+                except Exception as e:
+                    # A start at or past the end is refused (416): empty, if the key exists.
+                    if request[0] in ("range", "offset"):
+                        try:
+                            meta = await obstore.head_async(client, key)
+                        except FileNotFoundError:
+                            return None
+                        except Exception:
+                            raise self._fail("get", key, e) from None
+                        if meta["size"] <= request[1]:
+                            return meta["e_tag"], meta["size"], b""
+                    raise self._fail("get", key, e) from None
+
+        results = await asyncio.gather(*(fetch(r) for r in requests))
+        if any(r is None for r in results):
+            if all(r is None for r in results):
+                return [(i, None) for i, _, _ in wanted]
+            return None   # erased while read: read again
+        if len({tag for tag, _, _ in results}) > 1:
+            return None   # rewritten while read: read again
+        answer = [(i, b"") for i in zero]
+        for request, group, (_, _, data) in zip(requests, members, results):
+            for i, first, last in group:
+                if request[0] == "range":   # (index, start, end) of one coalesced range
+                    answer.append((i, data[first - request[1]:last - request[1]]))
+                else:   # (index, offset, length): to the end, or from the end
+                    answer.append((i, data if last is None else data[:last]))
+        return answer
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def set(self, key, value):
+        self._refuse_writes("set", repr(key))
+        self.set_many([key], [value])
+
+    def set_many(self, keys, values):
+        keys, values = list(keys), list(values)
+        if self.read_only:
+            super().set_many(keys, values)   # raises, naming the keys
+        obstore = _obstore()
+        puts = [(k, bytes(v)) for k, v in zip(keys, values) if v is not None]
+        deletes = [k for k, v in zip(keys, values) if v is None]
+
+        async def put(client, limit, key, data):
+            async with limit:
+                try:
+                    await obstore.put_async(client, key, data)
+                except Exception as e:
+                    raise self._fail("put", key, e) from None
+        if puts:
+            self._run(lambda client, limit: [put(client, limit, k, d) for k, d in puts])
+        for key in deletes:
+            self.erase(key)
+
+    def erase(self, key):
+        self._refuse_writes("erase", repr(key))
+        self._delete([key])
+
+    def _delete(self, keys):
+        obstore = _obstore()
+
+        async def delete(client, limit, batch):
+            async with limit:
+                try:
+                    await obstore.delete_async(client, batch)
+                except FileNotFoundError:
+                    pass
+                except Exception as e:
+                    raise self._fail("delete", batch[0], e) from None
+        batches = [keys[i:i + 1000] for i in range(0, len(keys), 1000)]
+        if batches:
+            self._run(lambda client, limit: [delete(client, limit, b) for b in batches])
+
+    def erase_prefix(self, prefix):
+        self._refuse_writes("erase_prefix", repr(prefix))
+        self._delete(self.list_prefix(prefix))
+
+    def move_prefix(self, old, new):
+        self._refuse_writes("move_prefix", f"{old!r} to {new!r}")
+        obstore = _obstore()
+        keys = self.list_prefix(old)
+
+        async def copy(client, limit, key):
+            async with limit:
+                try:
+                    await obstore.copy_async(client, key, new + key[len(old):])
+                except Exception as e:
+                    raise self._fail("copy", key, e) from None
+        # Every value is copied before any is deleted: a failure leaves each reachable.
+        if keys:
+            self._run(lambda client, limit: [copy(client, limit, k) for k in keys])
+        self._delete(keys)
+
+    # -- listing --------------------------------------------------------------------------
+
+    def list_prefix(self, prefix):
+        obstore = _obstore()
+        client = self._get_client()
+        # obstore lists whole path segments: list the folder above and filter.
+        folder = prefix.rpartition("/")[0]
+        try:
+            found = [meta["path"] for batch in obstore.list(client, folder or None)
+                     for meta in batch]
+        except Exception as e:
+            raise self._fail("list", prefix, e) from None
+        return [k for k in found if k.startswith(prefix)]
+
+    def list_dir(self, prefix):
+        obstore = _obstore()
+        client = self._get_client()
+        try:
+            listing = obstore.list_with_delimiter(client, prefix.rstrip("/") or None)
+        except Exception as e:
+            raise self._fail("list", prefix, e) from None
+        keys = [m["path"][len(prefix):] for m in listing["objects"]
+                if m["path"].startswith(prefix)]
+        prefixes = [p[len(prefix):].rstrip("/") for p in listing["common_prefixes"]
+                    if p.startswith(prefix)]
+        return sorted(keys), sorted(prefixes)
+
