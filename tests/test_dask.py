@@ -218,7 +218,7 @@ def test_to_dask_bytes():
 
 def test_import_zarrsync_does_not_import_dask():
     code = "import sys, zarrsync; sys.exit('dask' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert subprocess.run([sys.executable, "-P", "-c", code]).returncode == 0
 
 
 # -- aligned chunks ---------------------------------------------------------------------------

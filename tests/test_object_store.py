@@ -186,7 +186,7 @@ def test_pickles_and_reopens_in_another_process():
             "n = zs.ArrayNode.of_path('/g/a')\n"
             "s.write_array(n, (0, 0), np.float64(42))\n"
             "print(float(s.read_array(n).sum()))")
-    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True,
+    out = subprocess.run([sys.executable, "-P", "-c", code], input=blob, capture_output=True,
                          check=True)
     data[0, 0] = 42
     assert float(out.stdout) == data.sum()
@@ -235,6 +235,6 @@ def test_credentials_and_endpoint_from_the_environment():
     code = ("import sys, zarrsync as zs\n"
             "s = zs.open_store(sys.argv[1], mode='r')\n"
             "print(s.group_metadata(zs.GroupNode.of_path('/g')).attributes['from'])")
-    out = subprocess.run([sys.executable, "-c", code, store.url], env=env,
+    out = subprocess.run([sys.executable, "-P", "-c", code, store.url], env=env,
                          capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "options"
