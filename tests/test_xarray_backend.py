@@ -315,3 +315,30 @@ def test_guess_can_open(tmp_path):
     assert not entry.guess_can_open(str(tmp_path))
     assert not entry.guess_can_open(b"bytes")
     assert "zarrsync" in xr.backends.list_engines()
+
+
+class _CountingStore(zs.FilesystemStore):
+    """A folder store that records the documents the backend reads."""
+
+    def get_partial_values(self, key_ranges):
+        key_ranges = list(key_ranges)
+        self.__dict__.setdefault("read", []).extend(k for k, _, _ in key_ranges)
+        return super().get_partial_values(key_ranges)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_consolidated_metadata_spares_a_read_per_variable(tmp_path, zarr_format):
+    """With consolidated metadata, opening reads the group's documents only,
+    as engine="zarr" does: on an object store each read is a round trip."""
+    ds = xr.Dataset({f"v{i}": (("t", "x"), np.full((3, 4), float(i))) for i in range(5)},
+                    coords={"x": np.arange(4)})
+    ds.to_zarr(tmp_path / "c.zarr", zarr_format=zarr_format, consolidated=True)
+    store = _CountingStore(tmp_path / "c.zarr", mode="r")
+    opened = xr.open_dataset(store, engine="zarrsync")
+    per_array = {k.partition("/")[0] for k in store.read if "/" in k
+                 and k.rpartition("/")[2] in ("zarr.json", ".zarray", ".zattrs")}
+    # Only the index coordinate, which xarray loads at once (reading its data
+    # checks its own document); no variable's document.
+    assert per_array == {"x"}, per_array
+    xr.testing.assert_identical(opened.load(),
+                                xr.open_dataset(tmp_path / "c.zarr", engine="zarr").load())

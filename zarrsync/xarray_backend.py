@@ -38,6 +38,7 @@ from xarray.core import indexing
 from xarray.core.utils import FrozenDict
 from xarray.core.variable import Variable
 
+from .metadata import ArrayMetadata
 from .nodes import ArrayNode, GroupNode
 from .storage import Store, open_store
 
@@ -161,7 +162,7 @@ class ZarrsyncDataStore(AbstractDataStore):
     """
 
     __slots__ = ("store", "group", "zarr_format", "_use_fill_as_mask", "_close_store",
-                 "_arrays", "_group_attrs")
+                 "_arrays", "_group_attrs", "_metas")
 
     def __init__(self, store, group=None, use_zarr_fill_value_as_mask=None,
                  close_store=False, zarr_format=None):
@@ -186,12 +187,18 @@ class ZarrsyncDataStore(AbstractDataStore):
         # ``cache_members``.
         arrays, _groups = store.find_child_nodes(self.group)
         self._arrays = {node.name: node for node in arrays}
+        # The group's consolidated metadata, where it holds some, gives every
+        # array's metadata at once, as engine="zarr" takes it: no request per
+        # variable (on an object store, a round trip each).
+        copy = group_meta.consolidated or {}
+        self._metas = {name: copy[name] for name in self._arrays
+                       if isinstance(copy.get(name), ArrayMetadata)}
 
     def __getstate__(self):
         return {"store": self.store, "group": self.group, "zarr_format": self.zarr_format,
                 "_use_fill_as_mask": self._use_fill_as_mask,
                 "_close_store": self._close_store, "_arrays": self._arrays,
-                "_group_attrs": self._group_attrs}
+                "_group_attrs": self._group_attrs, "_metas": self._metas}
 
     def __setstate__(self, state):
         for key, value in state.items():
@@ -217,9 +224,13 @@ class ZarrsyncDataStore(AbstractDataStore):
                       if k != DIMENSION_KEY and not k.lower().startswith("_nc")}
         return tuple(dims), attributes
 
+    def _meta(self, name, node):
+        meta = self._metas.get(name)
+        return meta if meta is not None else self.store.array_metadata(node)
+
     def open_store_variable(self, name, node=None):
         node = self._arrays[name] if node is None else node
-        meta = self.store.array_metadata(node)
+        meta = self._meta(name, node)
         dims, attributes = self._dims_and_attrs(name, meta)
         dtype = meta.dtype
         data = indexing.LazilyIndexedArray(
@@ -251,7 +262,7 @@ class ZarrsyncDataStore(AbstractDataStore):
     def get_dimensions(self):
         dimensions = {}
         for name, node in self._arrays.items():
-            meta = self.store.array_metadata(node)
+            meta = self._meta(name, node)
             dims, _ = self._dims_and_attrs(name, meta)
             for d, s in zip(dims, meta.shape):
                 if d in dimensions and dimensions[d] != s:
