@@ -14,7 +14,11 @@ Rows:
   shards 128^3, inner chunks 16^3, zstd).
 
 Each row gives the median seconds of the rounds, and the requests one round
-made (counted by the proxy).
+made (counted by the proxy). The "limit" column is what the server and the
+latency allow: obstore alone making the fewest requests the row needs, as
+concurrently as it may (the full read: every chunk object, 32 in flight; the
+point reads: one ranged GET each, one after another; opening: one listing,
+then every document at once, or the one consolidated document).
 """
 
 import os
@@ -178,6 +182,52 @@ class TensorStoreS3:
         return [a[p].read().result() for p in self.setup.points]
 
 
+class Limit:
+    """The fewest requests a row needs, made with obstore alone (no decoding)."""
+
+    name = "limit"
+
+    def __init__(self, setup):
+        import obstore
+        from obstore.store import from_url
+        self.obstore, self.setup = obstore, setup
+        clients = {}
+        self.client = lambda store: clients.setdefault(
+            store.url, from_url(store.url, **setup.s3.options(setup.proxy.url)))
+
+    def _get_all(self, client, keys, ranges=None):
+        import asyncio
+        obstore = self.obstore
+
+        async def main():
+            limit = asyncio.Semaphore(32)
+
+            async def one(key):
+                async with limit:
+                    return await (await obstore.get_async(client, key)).bytes_async()
+            return await asyncio.gather(*(one(k) for k in keys))
+        return asyncio.run(main())
+
+    def open_tree(self, consolidated):
+        store = self.setup.tree_consolidated if consolidated else self.setup.tree
+        client = self.client(store)
+        if consolidated:
+            return self._get_all(client, ["zarr.json"])
+        keys = [m["path"] for batch in self.obstore.list(client) for m in batch
+                if m["path"].count("/") == 2]
+        return self._get_all(client, keys)
+
+    def read_full(self):
+        client = self.client(self.setup.data)
+        keys = [m["path"] for batch in self.obstore.list(client, "full/c") for m in batch]
+        return self._get_all(client, keys)
+
+    def point_reads(self):
+        client = self.client(self.setup.data)
+        return [self.obstore.get(client, "sharded/zarr.json", options={"range": (0, 2)}).bytes()
+                for _ in self.setup.points]
+
+
 IMPLEMENTATIONS = (ZarrsyncS3, ZarrPythonS3, TensorStoreS3)
 
 
@@ -229,6 +279,14 @@ def rows(quick=False, repeats=5, only=""):
                     run(impl)
                     times[impl.name].append(time.perf_counter() - start)
             row["seconds"] = {name: statistics.median(t) for name, t in times.items()}
+            limit = Limit(setup)
+            run(limit)
+            spent = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run(limit)
+                spent.append(time.perf_counter() - start)
+            row["limit"] = statistics.median(spent)
             mine = row["seconds"].get("zarrsync")
             others = [v for k, v in row["seconds"].items() if k != "zarrsync"]
             row["ratio"] = (min(others) / mine) if mine and others else None
@@ -242,8 +300,8 @@ def print_rows(rows_):
     names = [cls.name for cls in IMPLEMENTATIONS]
     print("\nObject store rows (S3 on loopback, moto, 20 ms per request through a proxy): "
           "median seconds (requests of one round); ratio = fastest other / zarrsync")
-    print("| workload | " + " | ".join(names) + " | ratio |")
-    print("|---|" + "---:|" * (len(names) + 1))
+    print("| workload | " + " | ".join(names) + " | ratio | limit |")
+    print("|---|" + "---:|" * (len(names) + 2))
     for row in rows_:
         cells = []
         for n in names:
@@ -252,6 +310,7 @@ def print_rows(rows_):
             else:
                 cells.append("n/a")
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
-        print(f"| {row['label']} | " + " | ".join(cells) + f" | {ratio} |")
+        limit = f"{row['limit']:.3f} s" if row.get("limit") is not None else "n/a"
+        print(f"| {row['label']} | " + " | ".join(cells) + f" | {ratio} | {limit} |")
         for n, note in row["notes"].items():
             print(f"    {n}: {note}")

@@ -47,6 +47,12 @@ cached_arrays : int, default 256
     Each store object keeps the parsed metadata of at most this many arrays
     (dropped with the array when it is erased); beyond it the oldest half
     is dropped.
+cached_shard_index_bytes : int, default 16 MiB
+    Each store object whose values carry versions (``ObjectStore``: ETags)
+    keeps the indexes of the shards it read, up to this many bytes in all
+    (beyond it the oldest half is dropped; 0 keeps none). Inner chunks of a
+    known shard are then read in one request, on the condition that the
+    shard is still the version the index came from.
 stream_min_bytes : int, default 4 MiB
     Read outputs of this size or more are allocated on a cache line and
     written with non-temporal stores (a fast path).
@@ -93,6 +99,7 @@ DEFAULTS = {
     "write_buffer_bytes": 64 << 20,
     "scratch_keep_bytes": 8 << 20,
     "cached_arrays": 256,
+    "cached_shard_index_bytes": 16 << 20,
     "stream_min_bytes": 4 << 20,
     "max_chunk_bytes": min(4 << 30, _physical_memory()),
     "max_document_bytes": 256 << 20,

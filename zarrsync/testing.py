@@ -7,7 +7,7 @@ them. ``FaultProxy`` forwards HTTP requests to it one at a time, each after
 ``latency`` seconds, and can answer the next requests with a fault instead:
 a dropped connection, a 503, or a stall longer than the client's timeout.
 Nothing of the client library is mocked: obstore talks HTTP to a server.
-zarrsync's own tests and ``benchmarks/compare.py`` use both.
+zarrsync's own tests and ``benchmarks/compare.py`` use both::
 
     s3 = LocalS3()
     store = s3.new_store("run.zarr")              # an ObjectStore on a new bucket
@@ -89,7 +89,7 @@ def _read_until(sock, marker, limit=1 << 20):
             return data, False
         data += part
         if len(data) > limit:
-            raise ValueError("request head too large")
+            raise ValueError(f"request head larger than {limit} bytes")
     return data, True
 
 
@@ -109,7 +109,8 @@ class FaultProxy:
     connection of its own. ``inject(*faults)`` queues faults for the next
     requests: "drop" closes the connection without an answer, "503" answers
     Service Unavailable, "stall" holds the request for ``stall`` seconds and
-    then closes. ``requests`` counts the requests seen (by method too).
+    then closes. ``requests`` counts the requests seen (by method too), and
+    ``most_in_flight`` the most that were being answered at once.
     """
 
     def __init__(self, upstream, latency=0.02, stall=5.0):
@@ -118,6 +119,7 @@ class FaultProxy:
         self.latency, self.stall = latency, stall
         self.faults = collections.deque()
         self.requests = collections.Counter()
+        self.in_flight = self.most_in_flight = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -135,6 +137,7 @@ class FaultProxy:
     def reset_counts(self):
         with self._lock:
             self.requests.clear()
+            self.most_in_flight = self.in_flight
 
     def close(self):
         self._closed = True
@@ -167,19 +170,31 @@ class FaultProxy:
                     with self._lock:
                         self.requests[method] += 1
                         fault = self.faults.popleft() if self.faults else None
-                    time.sleep(self.latency)
-                    if fault == "drop":
-                        return
-                    if fault == "stall":
-                        time.sleep(self.stall)
-                        return
-                    if fault == "503":
-                        client.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
-                                       b"Content-Length: 0\r\nRetry-After: 0\r\n\r\n")
-                        continue
-                    client.sendall(self._forward(lines, body))
+                        self.in_flight += 1
+                        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                    try:
+                        if not self._answer(client, fault, lines, body):
+                            return
+                    finally:
+                        with self._lock:
+                            self.in_flight -= 1
         except OSError:
             return
+
+    def _answer(self, client, fault, lines, body):
+        """Answer one request (after the latency); ``False`` when the connection ends."""
+        time.sleep(self.latency)
+        if fault == "drop":
+            return False
+        if fault == "stall":
+            time.sleep(self.stall)
+            return False
+        if fault == "503":
+            client.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
+                           b"Content-Length: 0\r\nRetry-After: 0\r\n\r\n")
+            return True
+        client.sendall(self._forward(lines, body))
+        return True
 
     def _forward(self, lines, body):
         # One upstream connection per request: it answers and closes.
@@ -187,9 +202,9 @@ class FaultProxy:
         request = b"\r\n".join(kept + [b"Connection: close"]) + b"\r\n\r\n" + body
         with socket.create_connection(self.upstream, timeout=30) as upstream:
             upstream.sendall(request)
-            response = b""
+            parts = []
             while True:
                 part = upstream.recv(1 << 20)
                 if not part:
-                    return response
-                response += part
+                    return b"".join(parts)
+                parts.append(part)

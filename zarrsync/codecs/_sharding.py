@@ -101,13 +101,17 @@ class ShardingIndexed(ArrayToBytesCodec):
     def from_config(cls, configuration):
         configuration = dict(configuration or {})
         if "chunk_shape" not in configuration:
-            raise InvalidShardingChunkShape("sharding_indexed needs a 'chunk_shape'")
+            raise InvalidShardingChunkShape(f"sharding_indexed configuration needs a "
+                                            f"'chunk_shape', got the fields "
+                                            f"{sorted(configuration)}")
         chunk_shape = configuration.pop("chunk_shape")
         codecs = configuration.pop("codecs", None)
         index_codecs = configuration.pop("index_codecs", None)
         index_location = configuration.pop("index_location", "end")
         if configuration:
-            raise CodecError(f"unknown sharding_indexed configuration: {sorted(configuration)}")
+            raise CodecError(f"unknown sharding_indexed configuration fields "
+                             f"{sorted(configuration)}; expected chunk_shape, codecs, "
+                             f"index_codecs, index_location")
         return cls(chunk_shape, codecs, index_codecs, index_location)
 
     def to_dict(self):
@@ -305,6 +309,8 @@ class ShardingIndexed(ArrayToBytesCodec):
         pairs of every non-empty one not in ``rewritten``."""
         if source.returns_stored_objects:
             return self._read_stored_object(source, key, positions, rewritten)
+        if source.versions_values:
+            return self._read_versioned(source, key, positions, rewritten)
         confirm = source.shared_between_processes
         error = None
         for _ in range(_SHARD_READ_ATTEMPTS):
@@ -335,6 +341,37 @@ class ShardingIndexed(ArrayToBytesCodec):
         if error is not None:  # the same class (ChecksumMismatch, say), said to persist
             raise type(error)(f"{error} (read {_SHARD_READ_ATTEMPTS} times: the shard is "
                               f"damaged, or kept changing while it was read)")
+        raise CodecError(f"shard {key!r} kept changing while it was read "
+                         f"({_SHARD_READ_ATTEMPTS} attempts)")
+
+    def _read_versioned(self, source, key, positions, rewritten):
+        """``_read`` for a source whose values carry versions: the index comes
+        with the shard's size and version in one request (or is the one kept
+        from an earlier read), and the inner chunks are read only while the
+        shard is still that version, so they match the index."""
+        offset, length = self.index_range()
+        for _ in range(_SHARD_READ_ATTEMPTS):
+            kept = source.shard_index(key)
+            if kept is None:
+                raw, size, version = source.get_ranges_versioned(key, [(offset, length)])
+                if raw is None:
+                    return None, []
+                # One response: the index is the shard's own, so damage is not a race.
+                entries = self.read_index(raw[0], size, key)
+                source.keep_shard_index(key, version, size, entries)
+            else:
+                version, size, entries = kept
+            wanted = self._wanted(entries, positions, rewritten)
+            ranges = [(key, int(entries[2 * p]), int(entries[2 * p + 1])) for p in wanted]
+            if ranges:
+                values = source.get_ranges_if(key, [r[1:] for r in ranges], version)
+            else:   # a kept index alone does not show the shard is still that version
+                values = [] if kept is None else None
+            if values is None:   # rewritten or erased since: read the index again
+                source.drop_shard_index(key)
+                continue
+            values = self._checked(key, ranges, values)
+            return entries, (list(zip(wanted, values)) if positions is None else values)
         raise CodecError(f"shard {key!r} kept changing while it was read "
                          f"({_SHARD_READ_ATTEMPTS} attempts)")
 

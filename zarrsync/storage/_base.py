@@ -12,6 +12,7 @@ from abc import ABCMeta, abstractmethod
 from ..errors import ReadOnlyStoreError
 from ..nodes import GroupNode
 from ._buffer import watch_key_value_methods
+from ._chunks import stored_chunks
 from ._hierarchy import Hierarchy
 
 __all__ = ["Store"]
@@ -51,6 +52,19 @@ class Store(metaclass=ABCMeta):
     #: backend serves the ranges of one key in one ``get_partial_values``
     #: call from a single version of the value.
     shared_between_processes = False
+
+    #: Each value has a version (an object store's ETag):
+    #: ``get_ranges_versioned(key, ranges)`` returns ``(values, size, version)``
+    #: in one round trip, and ``get_ranges_if(key, ranges, version)`` reads only
+    #: while the value is still that version (``None`` otherwise). A sharded
+    #: read then keeps the index it read and fetches inner chunks in one request.
+    versions_values = False
+
+    #: ``get_partial_values_ahead`` runs in the background: a read then checks
+    #: an array's metadata document while it reads the chunks with the layout
+    #: that document had last time (and reads again if it changed), one round
+    #: trip instead of two on a remote store.
+    reads_ahead = False
 
     #: Keep chunks that ``write_array`` writes only partly decoded in memory
     #: until they are done (see ``zarrsync.storage._buffer``): appends of one
@@ -145,6 +159,19 @@ class Store(metaclass=ABCMeta):
     def get_many(self, keys):
         """Values (or ``None``) for several keys; backends may batch this."""
         return [self.get(k) for k in keys]
+
+    def list_prefix_sizes(self, prefix):
+        """``[(key, size)]`` for the keys under ``prefix`` (a key erased
+        meanwhile is left out); backends whose listing gives sizes override it."""
+        sizes = ((key, self.getsize(key)) for key in self.list_prefix(prefix))
+        return [(key, size) for key, size in sizes if size is not None]
+
+    def get_partial_values_ahead(self, key_ranges):
+        """Start ``get_partial_values(key_ranges)``; returns a function that
+        waits for its result. A backend with ``reads_ahead`` runs the requests
+        while the caller does other work; this default reads at once."""
+        values = self.get_partial_values(key_ranges)
+        return lambda: values
 
     def set_many(self, keys, values):
         """Store each of ``values`` at its key of ``keys``; ``None`` erases the key."""
@@ -356,6 +383,17 @@ class Store(metaclass=ABCMeta):
         the array's) or ``InvalidArraySlice`` (selection out of bounds).
         """
         return self._hierarchy.read_array(node, selection, dtype)
+
+    def stored_chunks(self, node):
+        """The chunks of array ``node`` present in the store, with their sizes.
+
+        Returns a list of ``StoredChunk`` ``(chunk_coords, key, nbytes)``
+        sorted by ``chunk_coords``: one per stored chunk object (per shard
+        for a sharded array), found by listing the array's keys. Metadata
+        documents and keys outside the chunk grid are not chunks. Raises
+        ``KeyNotFound`` if ``node`` is not an array of the store.
+        """
+        return stored_chunks(self, node)
 
     def write_array(self, node, selection, x):
         """Write ``x`` to ``selection`` of array ``node``.

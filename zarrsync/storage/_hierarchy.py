@@ -102,6 +102,9 @@ class Hierarchy:
         # need a stripe the thread holds.
         self._stripes = [threading.RLock() for _ in range(_N_CHUNK_LOCKS)]
         self._layouts = {}  # metadata key -> (its bytes, ArrayLayout)
+        self._shard_indexes = {}  # shard key -> (version, size, index entries)
+        self._shard_index_bytes = 0
+        self._index_lock = threading.Lock()
         self.buffer = WriteBuffer(self._store_buffered, self.lock)
 
     # -- ChunkIO: what the pipeline reads and writes through -------------------------------
@@ -126,6 +129,43 @@ class Hierarchy:
 
     def get_ranges(self, key_ranges):
         return self.store.get_partial_values(key_ranges)
+
+    @property
+    def versions_values(self):
+        return self.store.versions_values
+
+    def get_ranges_versioned(self, key, ranges):
+        return self.store.get_ranges_versioned(key, ranges)
+
+    def get_ranges_if(self, key, ranges, version):
+        return self.store.get_ranges_if(key, ranges, version)
+
+    def shard_index(self, key):
+        """``(version, size, entries)`` of shard ``key`` as last read, or ``None``."""
+        return self._shard_indexes.get(key)
+
+    def keep_shard_index(self, key, version, size, entries):
+        """Keep a shard's checked index, up to ``cached_shard_index_bytes`` in all
+        (the oldest half dropped beyond it)."""
+        most = config.get("cached_shard_index_bytes")
+        if entries.nbytes > most // 2:
+            return
+        with self._index_lock:
+            indexes = self._shard_indexes
+            if self._shard_index_bytes + entries.nbytes > most:
+                for old in list(indexes)[:max(1, len(indexes) // 2)]:
+                    self._shard_index_bytes -= indexes.pop(old)[2].nbytes
+            old = indexes.pop(key, None)
+            if old is not None:
+                self._shard_index_bytes -= old[2].nbytes
+            indexes[key] = (version, size, entries)
+            self._shard_index_bytes += entries.nbytes
+
+    def drop_shard_index(self, key):
+        with self._index_lock:
+            old = self._shard_indexes.pop(key, None)
+            if old is not None:
+                self._shard_index_bytes -= old[2].nbytes
 
     def size(self, key):
         """The size of the value at ``key``, or ``None`` if absent or unknown
@@ -262,9 +302,11 @@ class Hierarchy:
         return layout
 
     def _forget(self, prefix):
-        """Drop the cached metadata of every node under key ``prefix``."""
+        """Drop the cached metadata and shard indexes of every node under key ``prefix``."""
         for key in [k for k in list(self._layouts) if k.startswith(prefix)]:
             self._layouts.pop(key, None)
+        for key in [k for k in list(self._shard_indexes) if k.startswith(prefix)]:
+            self.drop_shard_index(key)
 
     def _set_document(self, node, meta):
         """Store ``node``'s documents for ``meta``; returns what ``array_layout``
@@ -675,7 +717,8 @@ class Hierarchy:
             return new
         existing = self._node_type(new)
         if existing is not None:
-            raise NodeExists(f"cannot rename {node.path}: a {existing} exists at {new.path}")
+            raise NodeExists(f"cannot rename {node.path}: {'an' if existing == 'array' else 'a'} "
+                             f"{existing} already exists at {new.path}")
         holders = self._holders(node)
         dropped = self._retract(holders, node, subtree=True)
         self.store.move_prefix(node.key + "/", new.key + "/")
@@ -722,7 +765,26 @@ class Hierarchy:
     # -- data -------------------------------------------------------------------------------
 
     def read_array(self, node, selection, dtype):
-        layout = self.array_layout(node)
+        hit = self._layouts.get(node.metadata_key) if self.store.reads_ahead else None
+        if hit is None:
+            return self._read_array(node, self.array_layout(node), selection, dtype)
+        # The document is read while the chunks are, with the layout it had last
+        # time: one round trip on a remote store. If it changed, read again.
+        key = node.metadata_key
+        pending = self.store.get_partial_values_ahead(
+            [(key, 0, config.get("max_document_bytes") + 1)])
+        try:
+            out, failure = self._read_array(node, hit[1], selection, dtype), None
+        except Exception as e:   # noqa: BLE001 -- it counts only if the layout held
+            out, failure = None, e
+        raw = pending()[0]
+        if raw is None or raw != hit[0]:
+            return self._read_array(node, self.array_layout(node), selection, dtype)
+        if failure is not None:
+            raise failure
+        return out
+
+    def _read_array(self, node, layout, selection, dtype):
         meta = layout.meta
         if dtype is not None and parse_dtype(dtype, object_as_bytes=True) != meta.dtype:
             raise InvalidDataType(f"array {node.path} holds {meta.data_type}, not "
@@ -752,10 +814,11 @@ class Hierarchy:
         except (TypeError, ValueError):
             raise InvalidResizeShape(f"a shape must be a sequence of ints, got {shape!r}") from None
         if len(shape) != len(meta.shape):
-            raise InvalidResizeShape(f"array {node.path} has rank {len(meta.shape)}; "
-                                     f"cannot resize to {shape}")
+            raise InvalidResizeShape(f"cannot resize array {node.path} to {shape}: expected "
+                                     f"{len(meta.shape)} dimensions (its rank), got {len(shape)}")
         if any(s < 0 for s in shape):
-            raise InvalidResizeShape(f"a shape must not be negative: {shape}")
+            raise InvalidResizeShape(f"cannot resize array {node.path} to {shape}: sizes must "
+                                     f"be >= 0")
         try:
             resized = meta.with_shape(shape)
         except ParseError as e:

@@ -31,6 +31,8 @@ _MODES = ("r", "r+", "a", "w", "w-")
 _SECRET_WORDS = ("secret", "token", "password", "key", "credential", "sas", "signature")
 #: Attempts at reading the ranges of one key from one version of its value.
 _VERSION_ATTEMPTS = 5
+#: What a conditional read finds when the value is no longer the version asked for.
+_CHANGED = object()
 
 
 def _obstore():
@@ -39,6 +41,11 @@ def _obstore():
     except ImportError:   # pragma: no cover - a core dependency
         raise StoreError("ObjectStore needs the obstore package (pip install obstore)") from None
     return obstore
+
+
+def _precondition_error():
+    from obstore.exceptions import PreconditionError
+    return PreconditionError
 
 
 # -- one event loop per process ----------------------------------------------------------
@@ -51,10 +58,9 @@ class _Loop:
     _pid = None
 
     @classmethod
-    def run(cls, coroutine):
-        """Run ``coroutine`` on the loop and return its result (from any thread)."""
-        loop = cls._get()
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    def start(cls, coroutine):
+        """Start ``coroutine`` on the loop (from any thread); a ``concurrent.futures.Future``."""
+        return asyncio.run_coroutine_threadsafe(coroutine, cls._get())
 
     @classmethod
     def _get(cls):
@@ -108,6 +114,8 @@ class ObjectStore(Store):
 
     knows_sizes = True
     shared_between_processes = True
+    versions_values = True
+    reads_ahead = True
 
     def __init__(self, url, mode="a", *, max_concurrency=32, coalesce=1 << 20, **options):
         if mode not in _MODES:
@@ -197,12 +205,16 @@ class ObjectStore(Store):
     def _run(self, make_coroutines):
         """Run the coroutines ``make_coroutines(client, limit)`` returns, at most
         ``max_concurrency`` at once; their results in order."""
+        return self._start(make_coroutines).result()
+
+    def _start(self, make_coroutines):
+        """``_run`` in the background: a ``concurrent.futures.Future``."""
         client = self._get_client()
 
         async def gather():
             limit = asyncio.Semaphore(self._max_concurrency)
             return await asyncio.gather(*make_coroutines(client, limit))
-        return _Loop.run(gather())
+        return _Loop.start(gather())
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -240,31 +252,66 @@ class ObjectStore(Store):
         return self._run(lambda client, limit: [one(client, limit)])[0]
 
     def get_partial_values(self, key_ranges):
+        return self.get_partial_values_ahead(key_ranges)()
+
+    def get_partial_values_ahead(self, key_ranges):
         key_ranges = list(key_ranges)
         by_key = {}
         for i, (key, offset, length) in enumerate(key_ranges):
             by_key.setdefault(key, []).append((i, offset, length))
-        out = [None] * len(key_ranges)
+        if not by_key:
+            return list
 
         def make(client, limit):
             return [self._read_ranges(client, limit, key, wanted)
                     for key, wanted in by_key.items()]
-        for key_result in self._run(make) if by_key else []:
-            for i, value in key_result:
-                out[i] = value
-        return out
+        future = self._start(make)
 
-    async def _read_ranges(self, client, limit, key, wanted):
+        def result():
+            out = [None] * len(key_ranges)
+            for key_result in future.result():
+                for i, value in key_result:
+                    out[i] = value
+            return out
+        return result
+
+    def get_ranges_versioned(self, key, ranges):
+        """``(values, size, version)``: the ``(offset, length)`` ``ranges`` of
+        ``key``, all from one version of its value, with the value's size and
+        its version (the ETag); ``(None, None, None)`` if ``key`` is absent.
+        The size comes with the ranges: no request of its own."""
+        wanted = [(i, off, n) for i, (off, n) in enumerate(ranges)]
+        answer, tag, size = self._run(
+            lambda client, limit: [self._read_ranges(client, limit, key, wanted, True)])[0]
+        if tag is None:
+            return None, None, None
+        return [value for _, value in sorted(answer, key=lambda pair: pair[0])], size, tag
+
+    def get_ranges_if(self, key, ranges, version):
+        """The ``ranges`` of ``key`` if it still holds ``version`` (one request
+        per coalesced run, each conditional on the ETag), else ``None``."""
+        wanted = [(i, off, n) for i, (off, n) in enumerate(ranges)]
+        answer = self._run(lambda client, limit: [
+            self._read_ranges_once(client, limit, key, wanted, if_match=version)])[0]
+        if answer is _CHANGED or answer is None or answer[1] is None:
+            return None
+        return [value for _, value in sorted(answer[0], key=lambda pair: pair[0])]
+
+    async def _read_ranges(self, client, limit, key, wanted, with_version=False):
         """``[(index, bytes or None)]`` for the ranges ``wanted`` of ``key``, all
-        from one version of its value (requests whose ETags differ are made again)."""
+        from one version of its value (requests whose ETags differ are made
+        again); with ``with_version``, ``(that list, ETag, size)``."""
         for _ in range(_VERSION_ATTEMPTS):
             answer = await self._read_ranges_once(client, limit, key, wanted)
             if answer is not None:
-                return answer
+                return answer if with_version else answer[0]
         raise StoreError(f"{key!r} on {self._description()} kept changing while its ranges "
                          f"were read ({_VERSION_ATTEMPTS} attempts)")
 
-    async def _read_ranges_once(self, client, limit, key, wanted):
+    async def _read_ranges_once(self, client, limit, key, wanted, if_match=None):
+        """``(answer, ETag, size)`` (``ETag`` ``None`` if ``key`` is absent), or
+        ``None`` if the value changed between the requests; with ``if_match``,
+        ``_CHANGED`` if the value is no longer that version."""
         obstore = _obstore()
         # Requests: ("range", start, end) for runs of ranges close together,
         # ("suffix", n) for a negative offset, ("offset", start) to the end.
@@ -299,11 +346,15 @@ class ObjectStore(Store):
                         return meta["e_tag"], meta["size"], b""
                     options = {"range": ((request[1], request[2]) if request[0] == "range"
                                          else {request[0]: request[1]})}
+                    if if_match is not None:
+                        options["if_match"] = if_match
                     result = await obstore.get_async(client, key, options=options)
                     data = bytes(await result.bytes_async())
                     return result.meta["e_tag"], result.meta["size"], data
                 except FileNotFoundError:
                     return None
+                except _precondition_error():
+                    return _CHANGED
                 except Exception as e:
                     # A start at or past the end is refused (416): empty, if the key exists.
                     if request[0] in ("range", "offset"):
@@ -318,9 +369,12 @@ class ObjectStore(Store):
                     raise self._fail("get", key, e) from None
 
         results = await asyncio.gather(*(fetch(r) for r in requests))
+        if if_match is not None and any(r is None or r is _CHANGED or r[0] != if_match
+                                        for r in results):
+            return _CHANGED
         if any(r is None for r in results):
             if all(r is None for r in results):
-                return [(i, None) for i, _, _ in wanted]
+                return [(i, None) for i, _, _ in wanted], None, None
             return None   # erased while read: read again
         if len({tag for tag, _, _ in results}) > 1:
             return None   # rewritten while read: read again
@@ -331,7 +385,8 @@ class ObjectStore(Store):
                     answer.append((i, data[first - request[1]:last - request[1]]))
                 else:   # (index, offset, length): to the end, or from the end
                     answer.append((i, data if last is None else data[:last]))
-        return answer
+        tag, size, _ = results[0]
+        return answer, tag, size
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -400,16 +455,19 @@ class ObjectStore(Store):
     # -- listing --------------------------------------------------------------------------
 
     def list_prefix(self, prefix):
+        return [key for key, _ in self.list_prefix_sizes(prefix)]
+
+    def list_prefix_sizes(self, prefix):
         obstore = _obstore()
         client = self._get_client()
         # obstore lists whole path segments: list the folder above and filter.
         folder = prefix.rpartition("/")[0]
         try:
-            found = [meta["path"] for batch in obstore.list(client, folder or None)
-                     for meta in batch]
+            found = [(meta["path"], meta["size"])
+                     for batch in obstore.list(client, folder or None) for meta in batch]
         except Exception as e:
             raise self._fail("list", prefix, e) from None
-        return [k for k in found if k.startswith(prefix)]
+        return [(key, size) for key, size in found if key.startswith(prefix)]
 
     def list_dir(self, prefix):
         obstore = _obstore()
