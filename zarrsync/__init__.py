@@ -11,6 +11,7 @@ from .errors import (ArrayToBytesInvariant, BytesToBytesInvariant, CannotRenameR
                      InvalidTransposeOrder, InvalidZstdLevel, KeyNotFound, NodeExists,
                      NodeInvariant, ParseError, ReadOnlyStoreError, StoreError,
                      ZarrSyncError)
+from .group import Group, open, open_array, open_group
 from .metadata import ArrayMetadata, GroupMetadata
 from .nodes import ArrayNode, GroupNode
 from .storage import FilesystemStore, MemoryStore, ObjectStore, Store, ZipStore, open_store
@@ -18,7 +19,8 @@ from .storage import FilesystemStore, MemoryStore, ObjectStore, Store, ZipStore,
 __version__ = "0.1.0"
 
 __all__ = [
-    "Array", "ArrayMetadata", "GroupMetadata", "ArrayNode", "GroupNode",
+    "Array", "Group", "open_group", "open_array", "open",
+    "ArrayMetadata", "GroupMetadata", "ArrayNode", "GroupNode",
     "MemoryStore", "FilesystemStore", "ZipStore", "ObjectStore", "Store", "open_store",
     "codecs", "config", "errors", "metadata", "storage",
     "ZarrSyncError", "KeyNotFound", "ParseError", "InvalidArraySlice", "InvalidDataType",
