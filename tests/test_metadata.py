@@ -758,3 +758,15 @@ def test_hostile_values_are_cut_short_in_messages():
     with pytest.raises(ParseError) as info:
         ArrayMetadata.from_dict(array_doc(shape="s" * 10_000))
     assert len(str(info.value)) < 200
+
+
+def test_array_metadata_repr_shows_fill_value_dimension_names_and_attributes():
+    meta = ArrayMetadata((3, 4), (2, 2), "float32", fill_value=float("nan"),
+                         dimension_names=["x", None], attributes={"units": "K"})
+    text = repr(meta)
+    assert "fill_value=nan" in text
+    assert "dimension_names=('x', None)" in text
+    assert "attributes={'units': 'K'}" in text
+    assert "fill_value=0," in repr(ArrayMetadata((3,), (2,), "int8"))
+    huge = ArrayMetadata((3,), (2,), "int8", attributes={"pad": "x" * 10_000})
+    assert len(repr(huge)) < 500

@@ -247,7 +247,8 @@ def parse_zarray(doc, where):
             raise ParseError(f"{where}: missing required field {key!r}")
     unknown = set(doc) - set(_ARRAY_KEYS)
     if unknown:
-        raise ParseError(f"{where}: unknown fields {short_repr(sorted(unknown))}")
+        raise ParseError(f"{where}: unknown fields {short_repr(sorted(unknown))}; a .zarray holds "
+                         f"only {', '.join(_ARRAY_KEYS)}")
     order = doc["order"]
     if order not in ("C", "F"):
         raise ParseError(f"{where}: order must be 'C' or 'F', got {short_repr(order)}")

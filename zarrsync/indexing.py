@@ -12,7 +12,7 @@ import operator
 import numpy as np
 
 from ._kernels.indexing import COVERED, EDGE, PARTIAL, ChunkPlan
-from .errors import InvalidArraySlice
+from .errors import InvalidArraySlice, short_repr
 
 __all__ = ["Selection", "normalize_selection", "expand_selection", "ChunkPlan",
            "ElementPlan", "COVERED", "EDGE", "PARTIAL"]
@@ -62,17 +62,17 @@ def expand_selection(selection, ndim):
         selection = (selection,)
     n_ellipsis = sum(1 for s in selection if s is Ellipsis)
     if n_ellipsis > 1:
-        raise InvalidArraySlice("a selection may hold at most one Ellipsis")
+        raise InvalidArraySlice(f"a selection may hold at most one Ellipsis, got {n_ellipsis}")
     if n_ellipsis:
         i = next(i for i, s in enumerate(selection) if s is Ellipsis)
         fill = ndim - (len(selection) - 1)
         if fill < 0:
-            raise InvalidArraySlice(f"too many indices for an array of rank {ndim}: "
-                                    f"{len(selection) - 1}")
+            raise InvalidArraySlice(f"too many indices: the array has {ndim} dimensions, "
+                                    f"the selection indexes {len(selection) - 1}")
         selection = selection[:i] + (slice(None),) * fill + selection[i + 1:]
     if len(selection) > ndim:
-        raise InvalidArraySlice(
-            f"too many indices for an array of rank {ndim}: {len(selection)}")
+        raise InvalidArraySlice(f"too many indices: the array has {ndim} dimensions, "
+                                f"the selection indexes {len(selection)}")
     return selection + (slice(None),) * (ndim - len(selection))
 
 
@@ -202,7 +202,9 @@ def normalize_selection(selection, shape, clip=False):
         elif s is None or s is np.newaxis:
             raise InvalidArraySlice("newaxis (None) is not supported in a selection")
         else:
-            raise InvalidArraySlice(f"unsupported selection on axis {axis}: {s!r}")
+            raise InvalidArraySlice(f"unsupported selection on axis {axis}: expected an int, "
+                                    f"a slice, ... or a 1-D list of ints or bools, got "
+                                    f"{short_repr(s)}")
     return Selection(axes, tuple(full_shape), tuple(out_shape))
 
 

@@ -612,7 +612,8 @@ class ArrayMetadata:
                              f"got {short_repr(grid)}")
         config = grid.get("configuration")
         if not isinstance(config, dict) or "chunk_shape" not in config:
-            raise ParseError(f"{where}: chunk_grid.configuration.chunk_shape is missing")
+            raise ParseError(f"{where}: chunk_grid.configuration must be an object with a "
+                             f"chunk_shape, got {short_repr(config)}")
         chunks = _int_list(config["chunk_shape"],
                            f"{where}: chunk_grid.configuration.chunk_shape", 1)
         if len(chunks) != len(shape):
@@ -627,7 +628,8 @@ class ArrayMetadata:
 
         codec_docs = _require(doc, "codecs", where)
         if not isinstance(codec_docs, list) or not codec_docs:
-            raise ParseError(f"{where}: codecs must be a non-empty list")
+            raise ParseError(f"{where}: codecs must be a non-empty list, got "
+                             f"{short_repr(codec_docs)}")
 
         transformers = doc.get("storage_transformers", [])
         if transformers != []:
@@ -680,8 +682,13 @@ class ArrayMetadata:
 
     def __repr__(self):
         fmt = ", zarr_format=2" if self.zarr_format == 2 else ""
+        fill = self.fill_value
+        if isinstance(fill, np.generic) and fill.dtype.kind in "biufcSU":
+            fill = fill.item()  # nan, not np.float32(nan)
         return (f"ArrayMetadata(shape={self.shape}, chunks={self.chunks}, "
-                f"dtype={self.data_type}, codecs={list(self.codecs)}{fmt})")
+                f"dtype={self.data_type}, fill_value={short_repr(fill)}, "
+                f"codecs={list(self.codecs)}, dimension_names={self.dimension_names!r}, "
+                f"attributes={short_repr(self.attributes, 200)}{fmt})")
 
 
 class ChunkKeyEncoding:
@@ -714,10 +721,12 @@ class ChunkKeyEncoding:
         if isinstance(value, str):
             value = {"name": value}
         if not isinstance(value, dict) or value.get("name") not in ("default", "v2"):
-            raise ParseError(f"{where}: chunk_key_encoding {short_repr(value)} is not supported")
+            raise ParseError(f"{where}: chunk_key_encoding must be {{'name': 'default' or 'v2', "
+                             f"...}}, got {short_repr(value)}")
         configuration = value.get("configuration") or {}
         if not isinstance(configuration, dict):
-            raise ParseError(f"{where}: chunk_key_encoding.configuration must be an object")
+            raise ParseError(f"{where}: chunk_key_encoding.configuration must be an object, "
+                             f"got {short_repr(configuration)}")
         separator = configuration.get("separator")
         if separator is not None and separator not in ("/", "."):
             raise ParseError(f"{where}: chunk_key_encoding.configuration.separator must be "

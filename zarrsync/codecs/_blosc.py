@@ -143,7 +143,8 @@ class Blosc(BytesToBytesCodec):
         configuration = dict(configuration or {})
         extra = set(configuration) - {"cname", "clevel", "shuffle", "typesize", "blocksize"}
         if extra:
-            raise CodecError(f"unknown blosc configuration: {sorted(extra)}")
+            raise CodecError(f"unknown blosc configuration fields {sorted(extra)}; expected "
+                             f"cname, clevel, shuffle, typesize, blocksize")
         # Absent fields take zarr-python's defaults (shuffle and typesize from the data type).
         return cls(cname=configuration.get("cname", "zstd"),
                    clevel=configuration.get("clevel", 5),

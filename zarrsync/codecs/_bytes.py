@@ -60,7 +60,8 @@ class Bytes(ArrayToBytesCodec):
         configuration = dict(configuration or {})
         endian = configuration.pop("endian", None)
         if configuration:
-            raise CodecError(f"unknown bytes codec configuration: {sorted(configuration)}")
+            raise CodecError(f"unknown bytes codec configuration fields {sorted(configuration)}; "
+                             f"expected only endian")
         return cls(endian)
 
     def to_dict(self):

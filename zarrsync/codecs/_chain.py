@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import config
 from ..dtypes import is_vlen
-from ..errors import ArrayToBytesInvariant, CodecError, InvalidCodecOrdering, ZarrSyncError
+from ..errors import (ArrayToBytesInvariant, CodecError, InvalidCodecOrdering, ZarrSyncError,
+                      short_repr)
 from ._base import ArrayToArrayCodec, ArrayToBytesCodec, BytesToBytesCodec
 
 __all__ = ["CodecChain", "check_chain_order"]
@@ -31,15 +32,18 @@ def check_chain_order(codecs):
         if isinstance(c, ArrayToArrayCodec):
             if phase != 0:
                 raise InvalidCodecOrdering(
-                    f"array->array codec {c.name!r} after the array->bytes codec")
+                    f"array->array codec {c.name!r} after the array->bytes codec; expected "
+                    f"the order array->array*, array->bytes, bytes->bytes*")
         elif isinstance(c, ArrayToBytesCodec):
             phase = 1
         elif isinstance(c, BytesToBytesCodec):
             if phase != 1:
                 raise InvalidCodecOrdering(
-                    f"bytes->bytes codec {c.name!r} before the array->bytes codec")
+                    f"bytes->bytes codec {c.name!r} before the array->bytes codec; expected "
+                    f"the order array->array*, array->bytes, bytes->bytes*")
         else:
-            raise CodecError(f"not a codec: {c!r}")
+            raise CodecError(f"expected a codec object (zarrsync.codecs) or its JSON dict, "
+                             f"got {short_repr(c)}")
 
 
 class CodecChain:

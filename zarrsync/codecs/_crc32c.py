@@ -18,7 +18,8 @@ class Crc32c(BytesToBytesCodec):
     @classmethod
     def from_config(cls, configuration):
         if configuration:
-            raise CodecError(f"unknown crc32c configuration: {sorted(configuration)}")
+            raise CodecError(f"crc32c takes no configuration, got the fields "
+                             f"{sorted(configuration)}")
         return cls()
 
     def to_dict(self):

@@ -82,10 +82,12 @@ class Gzip(BytesToBytesCodec):
     def from_config(cls, configuration):
         configuration = dict(configuration or {})
         if "level" not in configuration:
-            raise CodecError("gzip codec needs a 'level'")
+            raise CodecError(f"gzip codec configuration needs a 'level' (an integer in 0..9), "
+                             f"got the fields {sorted(configuration)}")
         level = configuration.pop("level")
         if configuration:
-            raise CodecError(f"unknown gzip configuration: {sorted(configuration)}")
+            raise CodecError(f"unknown gzip configuration fields {sorted(configuration)}; "
+                             f"expected only level")
         return cls(level)
 
     def to_dict(self):

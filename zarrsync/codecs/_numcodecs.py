@@ -275,7 +275,8 @@ class _NumcodecsCodec:
 
     def _numcodecs(self):
         if self.codec is None:
-            raise CodecError(f"codec {self.name} is not bound to an array (evolve)")
+            raise CodecError(f"codec {self.name} is used before it is bound to an array's data "
+                             f"type (its chain's evolve step)")
         return self.codec
 
     def __repr__(self):
@@ -466,7 +467,8 @@ class NumcodecsArrayToArray(_NumcodecsCodec, ArrayToArrayCodec):
 
     def _require_bound(self):
         if self._bound is None:
-            raise CodecError(f"codec {self.name} is not bound to an array (evolve)")
+            raise CodecError(f"codec {self.name} is used before it is bound to an array's data "
+                             f"type (its chain's evolve step)")
         return self._bound
 
     def resolve_shape(self, shape):

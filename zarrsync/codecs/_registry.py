@@ -41,7 +41,8 @@ def from_dict(d):
         raise CodecError(f"codec {short_repr(name)} is not supported (unknown to zarrsync)")
     configuration = d.get("configuration", {})
     if not isinstance(configuration, dict):
-        raise CodecError(f"codec {name!r} configuration must be an object")
+        raise CodecError(f"codec {name!r} configuration must be an object, got "
+                         f"{short_repr(configuration)}")
     return cls.from_config(configuration)
 
 

@@ -42,11 +42,13 @@ class Transpose(ArrayToArrayCodec):
     def from_config(cls, configuration):
         configuration = dict(configuration or {})
         if "order" not in configuration:
-            raise InvalidTransposeOrder("transpose codec needs an 'order'")
+            raise InvalidTransposeOrder(f"transpose codec configuration needs an 'order', got "
+                                        f"the fields {sorted(configuration)}")
         order = configuration.pop("order")
         if configuration:
             raise InvalidTransposeOrder(
-                f"unknown transpose configuration: {sorted(configuration)}")
+                f"unknown transpose configuration fields {sorted(configuration)}; expected "
+                f"only order")
         if isinstance(order, str) and order in ("C", "F"):
             return _MemoryOrderTranspose(order)
         return cls(order)

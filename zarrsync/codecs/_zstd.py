@@ -222,7 +222,8 @@ class Zstd(BytesToBytesCodec):
         level = configuration.pop("level", 0)
         checksum = configuration.pop("checksum", False)
         if configuration:
-            raise CodecError(f"unknown zstd configuration: {sorted(configuration)}")
+            raise CodecError(f"unknown zstd configuration fields {sorted(configuration)}; "
+                             f"expected level, checksum")
         return cls(level, checksum)
 
     def to_dict(self):
@@ -326,7 +327,7 @@ class Zstd(BytesToBytesCodec):
                 one = bytearray(1)
                 _numcodecs_zstd().decompress(bytes(view) + _one_byte_frame(), one)
                 if one != b"\0":
-                    raise CodecError("zstd: the frames hold more than 0 bytes")
+                    raise CodecError("zstd: the frames hold data, expected 0 bytes")
             else:
                 # Into ``out`` alone: numcodecs refuses frames declaring more,
                 # and frames without a content size must fill it exactly.
