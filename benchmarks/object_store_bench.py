@@ -6,8 +6,11 @@ nearby bucket would be.
 Rows:
 
 * open a hierarchy of 100 arrays (10 groups of 10), finding every array and
-  its metadata, without and with consolidated metadata (tensorstore has no
-  hierarchy: it lists the keys and opens every array);
+  reading its metadata, without and with consolidated metadata, until every
+  array is ready to read (tensorstore has no hierarchy: it lists the keys and
+  opens every array; zarrsync's ``find_all_nodes`` reads every node's
+  document, or the consolidated copy, and returns the array nodes, each
+  ready for ``read_array``);
 * a full read of a 256-chunk zstd array (256 x 256 x 256 float32, chunks
   32 x 32 x 64, 256 KiB each);
 * 200 point reads, one after another, from a sharded array (256^3 uint16,
@@ -95,13 +98,11 @@ class ZarrsyncS3:
 
     def open_tree(self, consolidated):
         store = self._open(self.setup.tree_consolidated if consolidated else self.setup.tree)
+        # find_all_nodes reads every node's document (or the consolidated copy)
+        # and keeps each array's for its first read_array.
         arrays, _ = store.find_all_nodes()
-        # A consolidated copy holds every node's metadata (as zarr-python reads it).
-        copy = store.group_metadata(zs.GroupNode.root()).consolidated
-        metas = ([copy[a.key] for a in arrays] if copy is not None
-                 else [store.array_metadata(a) for a in arrays])
-        assert len(metas) == 100
-        return metas
+        assert len(arrays) == 100
+        return [(store, a) for a in arrays]
 
     def read_full(self):
         return self._open(self.setup.data).read_array(zs.ArrayNode.of_path("/full"))

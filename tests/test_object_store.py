@@ -172,6 +172,36 @@ def test_a_read_sees_an_array_replaced_by_another_writer():
         reader.read_array(node, (0, 0))
 
 
+def test_arrays_found_by_listing_are_read_in_one_round_trip(proxy):
+    store = s3_server.new_store()
+    node, data = filled(store)
+    other = ArrayNode.of_path("/g/b")
+    store.create_array(other, shape=(4,), chunks=(4,), dtype="int8")
+    store.write_array(other, ..., np.arange(4, dtype="int8"))
+    remote = through(proxy, store, mode="r")
+    arrays, _ = remote.find_all_nodes()
+    assert arrays == [node, other]
+    proxy.reset_counts()
+    assert remote.read_array(node, (3, 4)) == data[3, 4]
+    # The document found by the listing is checked at the same time as the chunk is read.
+    assert proxy.count() == 2 and proxy.most_in_flight == 2, proxy.requests
+    # Changed by another writer after the listing: the read sees the change.
+    store.erase_array_node(other)
+    store.create_array(other, shape=(6,), chunks=(2,), dtype="float64", fill_value=0.5)
+    np.testing.assert_array_equal(remote.read_array(other), np.full(6, 0.5))
+
+
+def test_a_broken_document_found_by_listing_fails_its_read_clearly():
+    store = s3_server.new_store()
+    node, _ = filled(store)
+    doc = store.get("g/a/zarr.json").replace(b'"float64"', b'"float99"')
+    store.set("g/a/zarr.json", doc)
+    reader = zs.ObjectStore(store.url, mode="r", **s3_server.options())
+    assert reader.find_all_nodes()[0] == [node]   # only node_type is needed to list
+    with pytest.raises(zs.ParseError, match="float99"):
+        reader.read_array(node, (0, 0))
+
+
 def test_a_damaged_shard_index_fails_at_once(proxy):
     store = s3_server.new_store()
     node, _ = sharded(store)

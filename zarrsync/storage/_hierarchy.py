@@ -30,7 +30,8 @@ from .. import config, pipeline
 from .._zarr2 import ZARRAY, ZATTRS, ZGROUP, ZMETADATA
 from ..dtypes import coerce_value, dtype_name, parse_dtype
 from ..errors import (CannotRenameRoot, InvalidArraySlice, InvalidDataType,
-                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant, ParseError)
+                      InvalidResizeShape, KeyNotFound, NodeExists, NodeInvariant, ParseError,
+                      ZarrSyncError)
 from ..indexing import normalize_selection
 from ..metadata import (ArrayMetadata, ChunkKeyEncoding, GroupMetadata, check_document_size,
                         dump_json, load_json, node_type_of)
@@ -269,8 +270,11 @@ class Hierarchy:
         if raw is None:
             return self._v2_layout(node)
         hit = self._layouts.get(key)
-        if hit is not None and (hit[0] is raw or hit[0] == raw):
+        if hit is not None and hit[1] is not None and (hit[0] is raw or hit[0] == raw):
             return hit[1]
+        return self._parse_layout(node, key, raw)
+
+    def _parse_layout(self, node, key, raw):
         doc = load_json(raw, key)
         if doc.get("node_type") == "group":
             raise KeyNotFound(f"{node.path} is a group, not an array")
@@ -292,7 +296,7 @@ class Hierarchy:
         return self._remember(key, node, (raw, attrs), meta)
 
     def _remember(self, key, node, raw, meta):
-        layout = pipeline.ArrayLayout(meta, _chunk_prefix(node))
+        layout = None if meta is None else pipeline.ArrayLayout(meta, _chunk_prefix(node))
         layouts = self._layouts
         most = config.get("cached_arrays")
         if len(layouts) >= most:
@@ -645,6 +649,10 @@ class Hierarchy:
         for key, raw in zip(v3, self._documents(v3)):
             if raw is not None:
                 kinds[_node_path(key, "zarr.json")] = node_type_of(raw, key)
+                if self.store.reads_ahead and kinds[_node_path(key, "zarr.json")] == "array":
+                    # Kept unparsed: the first read of the array checks it
+                    # while it reads the chunks, as for an array read before.
+                    self._remember(key, None, raw, None)
         for path, name in v2.items():
             kinds.setdefault(path, "array" if name == ZARRAY else "group")  # v3 first
         arrays, groups = [], []
@@ -765,12 +773,17 @@ class Hierarchy:
     # -- data -------------------------------------------------------------------------------
 
     def read_array(self, node, selection, dtype):
-        hit = self._layouts.get(node.metadata_key) if self.store.reads_ahead else None
+        key = node.metadata_key
+        hit = self._layouts.get(key) if self.store.reads_ahead else None
+        if hit is not None and hit[1] is None:   # a document found by find_all_nodes
+            try:
+                hit = (hit[0], self._parse_layout(node, key, hit[0]))
+            except ZarrSyncError:
+                hit = None   # read it again below, and say what is wrong with it
         if hit is None:
             return self._read_array(node, self.array_layout(node), selection, dtype)
         # The document is read while the chunks are, with the layout it had last
         # time: one round trip on a remote store. If it changed, read again.
-        key = node.metadata_key
         pending = self.store.get_partial_values_ahead(
             [(key, 0, config.get("max_document_bytes") + 1)])
         try:

@@ -18,6 +18,7 @@ module maps the key-value interface onto it:
 """
 
 import asyncio
+import atexit
 import os
 import threading
 
@@ -56,6 +57,7 @@ class _Loop:
     _lock = threading.Lock()
     _loop = None
     _pid = None
+    _thread = None
 
     @classmethod
     def start(cls, coroutine):
@@ -70,8 +72,17 @@ class _Loop:
                 thread = threading.Thread(target=loop.run_forever, name="zarrsync-object-store",
                                           daemon=True)
                 thread.start()
-                cls._loop, cls._pid = loop, os.getpid()
+                cls._loop, cls._pid, cls._thread = loop, os.getpid(), thread
+                atexit.register(cls._stop, loop, thread)
             return cls._loop
+
+    @staticmethod
+    def _stop(loop, thread):
+        # At exit, before the interpreter tears down: a daemon thread still
+        # inside the loop (and obstore's runtime) while it does can abort it.
+        if thread.is_alive() and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
 
 
 def _is_secret(name):
