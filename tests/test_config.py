@@ -14,7 +14,7 @@ from zarrsync import config
 INTEGER_SETTINGS = sorted(name for name in config.DEFAULTS if name != "fast_paths")
 #: Settings that must be at least 1 (the others may be 0).
 POSITIVE = {"threads", "tasks_per_thread", "task_bytes", "cached_arrays", "max_chunk_bytes",
-            "max_document_bytes"}
+            "max_document_bytes", "copy_block_bytes", "copy_blocks_in_flight"}
 
 
 def documented_defaults():

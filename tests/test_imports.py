@@ -16,8 +16,9 @@ PACKAGE = pathlib.Path(zarrsync.__file__).parent
 #: The layers, top first: a module may import from its own layer or below.
 LAYERS = [
     # Integrations, imported by nothing in the package: their libraries load only with them.
-    {"zarrsync.dask", "zarrsync.xarray_backend", "zarrsync.testing"},
-    {"zarrsync", "zarrsync.__main__", "zarrsync.array"},
+    {"zarrsync.dask", "zarrsync.xarray_backend", "zarrsync.testing", "zarrsync.cli",
+     "zarrsync.__main__"},
+    {"zarrsync", "zarrsync.array", "zarrsync.group"},
     {"zarrsync.storage"},
     {"zarrsync.pipeline"},
     {"zarrsync.metadata"},
@@ -115,3 +116,30 @@ def test_kernels_import_nothing_above_them():
     for name, targets in graph().items():
         if name.startswith("zarrsync._kernels"):
             assert all(t.startswith("zarrsync._kernels") for t in targets), (name, targets)
+
+
+def test_every_kernel_is_checked_at_import():
+    from zarrsync import _kernels
+
+    pyx = sorted(p.stem for p in (PACKAGE / "_kernels").glob("*.pyx"))
+    assert sorted(_kernels._MODULES) == pyx
+
+
+def test_uncompiled_source_folder_says_what_to_do(tmp_path):
+    # A checkout before its build: the source folder without compiled modules,
+    # imported from the current directory (as "python -m pytest" there would).
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(PACKAGE, tmp_path / "zarrsync", ignore=shutil.ignore_patterns(
+        "*.so", "*.pyd", "*.c", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-c", "import zarrsync"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: zarrsync's compiled kernels are missing"), proc.stderr
+    assert str(tmp_path / "zarrsync") in last
+    for hint in ("uncompiled source folder", "pip install .", "python -P",
+                 "python setup.py build_ext --inplace"):
+        assert hint in last, (hint, last)

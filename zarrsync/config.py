@@ -53,6 +53,14 @@ cached_shard_index_bytes : int, default 16 MiB
     (beyond it the oldest half is dropped; 0 keeps none). Inner chunks of a
     known shard are then read in one request, on the condition that the
     shard is still the version the index came from.
+copy_block_bytes : int, default 32 MiB
+    ``zarrsync copy`` moves an array in blocks of whole destination chunks
+    (shards when sharded) of at most this many decoded bytes (one chunk or
+    shard when that is larger): with ``copy_blocks_in_flight`` it bounds the
+    memory a copy takes, whatever the array's size.
+copy_blocks_in_flight : int, default 2
+    ``zarrsync copy`` holds at most this many blocks at once: one is read
+    while another is written.
 stream_min_bytes : int, default 4 MiB
     Read outputs of this size or more are allocated on a cache line and
     written with non-temporal stores (a fast path).
@@ -100,6 +108,8 @@ DEFAULTS = {
     "scratch_keep_bytes": 8 << 20,
     "cached_arrays": 256,
     "cached_shard_index_bytes": 16 << 20,
+    "copy_block_bytes": 32 << 20,
+    "copy_blocks_in_flight": 2,
     "stream_min_bytes": 4 << 20,
     "max_chunk_bytes": min(4 << 30, _physical_memory()),
     "max_document_bytes": 256 << 20,
@@ -131,6 +141,7 @@ def _checked(name, value):
     except TypeError:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
     least = 1 if name in ("threads", "tasks_per_thread", "task_bytes", "cached_arrays",
+                          "copy_block_bytes", "copy_blocks_in_flight",
                           "max_chunk_bytes", "max_document_bytes") else 0
     if value < least:
         raise ValueError(f"{name} must be >= {least}, got {value}")
