@@ -1,7 +1,8 @@
 """The object store rows of ``compare.py`` (``--s3``): zarrsync's ``ObjectStore``,
 zarr-python's ``ObjectStore`` (obstore) and tensorstore's ``s3`` kvstore on
 one S3 server on loopback (moto), each request delayed 20 ms by a proxy, as a
-nearby bucket would be.
+nearby bucket would be. The server and the proxy run in a process of their
+own, so that serving requests takes nothing from the process measured.
 
 Rows:
 
@@ -24,25 +25,76 @@ point reads: one ranged GET each, one after another; opening: one listing,
 then every document at once, or the one consolidated document).
 """
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 import zarrsync as zs
 from zarrsync.codecs import Bytes, ShardingIndexed, Zstd
-from zarrsync.testing import FaultProxy, LocalS3
+from zarrsync.testing import LocalS3
 
 LATENCY = 0.02
+
+
+_SERVER = """
+import json, sys
+from zarrsync.testing import FaultProxy, LocalS3
+s3 = LocalS3()
+proxy = FaultProxy(s3.endpoint, latency=float(sys.argv[1]))
+print(json.dumps({"endpoint": s3.endpoint, "proxy": proxy.url}), flush=True)
+for line in sys.stdin:
+    if line.strip() == "reset":
+        proxy.reset_counts()
+        print("ok", flush=True)
+    elif line.strip() == "count":
+        print(proxy.count(), flush=True)
+    else:
+        break
+proxy.close()
+s3.stop()
+"""
+
+
+class ServerProcess:
+    """moto's S3 server and the latency proxy in a process of their own, as a
+    bucket is: serving requests does not take the measured process's GIL."""
+
+    def __init__(self, latency):
+        self._process = subprocess.Popen([sys.executable, "-P", "-c", _SERVER, str(latency)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         text=True)
+        started = json.loads(self._process.stdout.readline())
+        self.s3 = LocalS3(endpoint=started["endpoint"])
+        self.url = started["proxy"]
+
+    def _ask(self, command):
+        self._process.stdin.write(command + "\n")
+        self._process.stdin.flush()
+        return self._process.stdout.readline().strip()
+
+    def reset_counts(self):
+        self._ask("reset")
+
+    def count(self):
+        """The requests the proxy has seen since ``reset_counts``."""
+        return int(self._ask("count"))
+
+    def close(self):
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
 
 
 class Setup:
     """The server, the proxy and the stored data every implementation reads."""
 
     def __init__(self, quick):
-        self.s3 = LocalS3()
-        self.proxy = FaultProxy(self.s3.endpoint, latency=LATENCY)
+        server = ServerProcess(LATENCY)
+        self.s3, self.proxy = server.s3, server
         # tensorstore takes its credentials from the environment.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", self.s3.access_key)
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", self.s3.secret_key)
@@ -77,7 +129,6 @@ class Setup:
 
     def close(self):
         self.proxy.close()
-        self.s3.stop()
 
     def bucket_and_prefix(self, store):
         rest = store.url[len("s3://"):]

@@ -14,7 +14,9 @@ index and reads inner chunks on the condition that the shard is unchanged:
 both stay right when another writer changes the array meanwhile.
 """
 
+import json
 import pickle
+import threading
 from datetime import timedelta
 
 import numpy as np
@@ -78,6 +80,44 @@ def test_a_read_fetches_its_chunks_concurrently(proxy):
     assert proxy.count("GET") >= 64   # the 64 chunks, and the document
     # Many requests were in flight at once (each is held 20 ms by the proxy).
     assert proxy.most_in_flight >= 8
+
+
+def test_requests_in_flight_are_bounded_per_store_object(proxy):
+    store = s3_server.new_store()
+    node, data = filled(store)
+    remote = through(proxy, store, mode="r", max_concurrency=4)
+    proxy.reset_counts()
+    results = [None, None]
+
+    def read(k):
+        results[k] = remote.read_array(node)
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        np.testing.assert_array_equal(got, data)
+    # Two reads of 64 chunks at once, from two threads: 4 requests in flight at most.
+    assert proxy.count("GET") >= 128
+    assert proxy.most_in_flight == 4
+
+
+def test_a_streamed_read_fills_absent_chunks_and_names_a_broken_one(proxy):
+    store = s3_server.new_store()
+    node, data = filled(store)
+    for key in ["g/a/c/0/0", "g/a/c/7/7", "g/a/c/3/4"]:
+        store.erase(key)
+    expected = data.copy()
+    expected[0:8, 0:8] = expected[56:64, 56:64] = expected[24:32, 32:40] = 0
+    remote = through(proxy, store, mode="r")
+    np.testing.assert_array_equal(remote.read_array(node), expected)
+    store.set("g/a/c/5/1", store.get("g/a/c/5/1")[:-7])   # a cut zstd frame
+    with pytest.raises(zs.CodecError, match="g/a/c/5/1"):
+        remote.read_array(node)
+    # Every request of the failed read has ended: the next read is whole.
+    np.testing.assert_array_equal(remote.read_array(node, (slice(0, 40), slice(0, 64))),
+                                  expected[:40])
 
 
 def test_sharded_reads_coalesce_ranges(proxy):
@@ -189,6 +229,34 @@ def test_arrays_found_by_listing_are_read_in_one_round_trip(proxy):
     store.erase_array_node(other)
     store.create_array(other, shape=(6,), chunks=(2,), dtype="float64", fill_value=0.5)
     np.testing.assert_array_equal(remote.read_array(other), np.full(6, 0.5))
+
+
+def test_arrays_found_in_consolidated_metadata_are_read_in_one_round_trip(proxy):
+    store = s3_server.new_store()
+    node, data = filled(store)
+    store.consolidate_metadata()
+    remote = through(proxy, store, mode="r")
+    assert remote.find_child_nodes(GroupNode.of_path("/g"))[0] == [node]
+    proxy.reset_counts()
+    assert remote.read_array(node, (5, 6)) == data[5, 6]
+    assert proxy.count() == 2 and proxy.most_in_flight == 2, proxy.requests
+
+
+def test_a_stale_consolidated_copy_does_not_decide_a_read():
+    store = s3_server.new_store()
+    node, data = filled(store)
+    store.consolidate_metadata()
+    # Another tool rewrites the array's document and leaves the copy as it was:
+    # the copy still says chunks of 8 x 8 and a fill value of 0.
+    doc = json.loads(store.get("g/a/zarr.json"))
+    doc["chunk_grid"]["configuration"]["chunk_shape"] = [64, 64]
+    doc["fill_value"] = 9.0
+    store.set("g/a/zarr.json", json.dumps(doc).encode())
+    for key in store.list_prefix("g/a/c/"):
+        store.erase(key)
+    reader = zs.ObjectStore(store.url, mode="r", **s3_server.options())
+    assert reader.find_all_nodes()[0] == [node]   # from the copy
+    np.testing.assert_array_equal(reader.read_array(node), np.full((64, 64), 9.0))
 
 
 def test_a_broken_document_found_by_listing_fails_its_read_clearly():

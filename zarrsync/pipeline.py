@@ -330,6 +330,8 @@ def read(io, layout, sel):
     plan = layout.plan(sel)
     if not plan.nchunks:
         return out
+    if layout.inner is None and io.reads_ahead and plan.nchunks > 1:
+        return _read_streamed(io, layout, plan, out)
     if layout.inner is None:
         keys = layout.keys(plan)
         sources = io.get_many(keys)
@@ -353,6 +355,41 @@ def read(io, layout, sel):
 
     units_per_task = plan.nchunks if layout.per_unit_python() else len(tasks)
     scheduler.run(task, len(tasks), _parallel(work, units_per_task))
+    return out
+
+
+def _read_streamed(io, layout, plan, out):
+    """``read`` from a store whose requests run in the background (an object
+    store): every task's chunks are requested at once, and each task decodes
+    its chunks as soon as they have come, while later ones are still on
+    their way."""
+    keys = layout.keys(plan)
+    sources = [None] * plan.nchunks
+    reader = _Read(layout, plan, out, sources, keys.__getitem__)
+    work = out.nbytes if layout.steps == "raw" else plan.nchunks * layout.unit_nbytes
+    groups = _split(list(range(plan.nchunks)), layout.unit_nbytes, _tasks_wanted(work))
+    # Requested in task order: the store serves them first come, first served.
+    arriving = [io.get_many_ahead([keys[i] for i in group]) for group in groups]
+
+    def task(t):
+        group = groups[t]
+        for i, value in zip(group, arriving[t]()):
+            sources[i] = value
+        stored = [i for i in group if sources[i] is not None]
+        if stored:
+            reader.decode(stored)
+        if len(stored) < len(group):
+            reader.fill([i for i in group if sources[i] is None])
+
+    units_per_task = plan.nchunks if layout.per_unit_python() else len(groups)
+    try:
+        scheduler.run(task, len(groups), _parallel(work, units_per_task))
+    finally:
+        for result in arriving:   # wait for every request, so none outlives the read
+            try:
+                result()
+            except Exception:   # noqa: BLE001 -- the first failure is already raised
+                pass
     return out
 
 

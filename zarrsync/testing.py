@@ -28,7 +28,8 @@ __all__ = ["LocalS3", "FaultProxy"]
 
 
 class LocalS3:
-    """moto's S3 server on 127.0.0.1, started now and stopped by ``stop()``.
+    """moto's S3 server on 127.0.0.1, started now and stopped by ``stop()``
+    (or, given ``endpoint``, one that runs elsewhere, such as another process).
 
     It checks no signatures; the credentials it is given are ``access_key``
     and ``secret_key`` below, and its region ``region``.
@@ -36,7 +37,12 @@ class LocalS3:
 
     access_key, secret_key, region = "zarrsync-test-key", "zarrsync-test-secret", "us-east-1"
 
-    def __init__(self):
+    def __init__(self, endpoint=None):
+        self._names = itertools.count()
+        self._server = None
+        if endpoint is not None:   # a server started elsewhere (another process)
+            self.endpoint = endpoint
+            return
         import logging
 
         from moto.server import ThreadedMotoServer
@@ -45,10 +51,10 @@ class LocalS3:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
-        self._names = itertools.count()
 
     def stop(self):
-        self._server.stop()
+        if self._server is not None:
+            self._server.stop()
 
     def new_bucket(self, url=None):
         """The name of a new, empty bucket, made through ``url`` (default: the

@@ -60,10 +60,12 @@ class Store(metaclass=ABCMeta):
     #: read then keeps the index it read and fetches inner chunks in one request.
     versions_values = False
 
-    #: ``get_partial_values_ahead`` runs in the background: a read then checks
-    #: an array's metadata document while it reads the chunks with the layout
-    #: that document had last time (and reads again if it changed), one round
-    #: trip instead of two on a remote store.
+    #: ``get_partial_values_ahead`` and ``get_many_ahead`` run in the
+    #: background, first come first served: a read then checks an array's
+    #: metadata document while it reads the chunks with the layout that
+    #: document had last time (and reads again if it changed), one round trip
+    #: instead of two on a remote store, and decodes the chunks that have
+    #: come while the others are still on their way.
     reads_ahead = False
 
     #: Keep chunks that ``write_array`` writes only partly decoded in memory
@@ -165,6 +167,12 @@ class Store(metaclass=ABCMeta):
         meanwhile is left out); backends whose listing gives sizes override it."""
         sizes = ((key, self.getsize(key)) for key in self.list_prefix(prefix))
         return [(key, size) for key, size in sizes if size is not None]
+
+    def get_many_ahead(self, keys):
+        """Start ``get_many(keys)``; returns a function that waits for its
+        result (see ``get_partial_values_ahead``)."""
+        values = self.get_many(keys)
+        return lambda: values
 
     def get_partial_values_ahead(self, key_ranges):
         """Start ``get_partial_values(key_ranges)``; returns a function that

@@ -128,6 +128,13 @@ class Hierarchy:
     def get_many(self, keys):
         return self.store.get_many(keys)
 
+    @property
+    def reads_ahead(self):
+        return self.store.reads_ahead
+
+    def get_many_ahead(self, keys):
+        return self.store.get_many_ahead(keys)
+
     def get_ranges(self, key_ranges):
         return self.store.get_partial_values(key_ranges)
 
@@ -393,11 +400,14 @@ class Hierarchy:
         consolidated metadata, root first (``ParseError`` if a copy is bad)."""
         return self._copies(node.ancestors())
 
-    def _copies(self, groups):
+    def _copies(self, groups, documents=None):
         """``[(group, GroupMetadata)]`` of those of ``groups`` that hold
-        consolidated metadata (in their ``zarr.json``, or a v2 ``.zmetadata``)."""
+        consolidated metadata (in their ``zarr.json``, or a v2 ``.zmetadata``);
+        ``documents`` (a dict) gets the ``zarr.json`` documents read on the way."""
         keys = [k for g in groups for k in (g.metadata_key, _v2_key(g, ZMETADATA))]
         raws = self._documents(keys)
+        if documents is not None:
+            documents.update(zip(keys[::2], raws[::2]))
         out = []
         for i, group in enumerate(groups):
             raw, zmetadata = raws[2 * i], raws[2 * i + 1]
@@ -449,9 +459,14 @@ class Hierarchy:
         """``(holder, consolidated)`` of the nearest group at or above ``group``
         holding consolidated metadata, ``(None, None)`` if none, or ``None`` if
         ``group`` is not a group of the store."""
-        if self._node_type(group) != "group":
+        raws = {}
+        copies = self._copies([*group.ancestors(), group], raws)
+        # The group's own zarr.json came with the copies; v2 groups need a look.
+        raw = raws.get(group.metadata_key)
+        kind = (node_type_of(raw, group.metadata_key) if raw is not None
+                else self._node_type(group))
+        if kind != "group":
             return None
-        copies = self._copies([*group.ancestors(), group])
         if not copies:
             return None, None
         holder, meta = copies[-1]
@@ -625,15 +640,30 @@ class Hierarchy:
                 child = _node_at(holder, rel, meta)
                 if child is not None:
                     (arrays if isinstance(child, ArrayNode) else groups).append(child)
+                    self._keep_unverified(child, meta)
         return sorted(arrays), sorted(groups)
+
+    def _keep_unverified(self, node, meta):
+        """On a store that reads ahead, keep the layout a consolidated copy gives
+        for ``node``'s first read, which checks it against the array's own
+        document while it reads the chunks (and reads again if they differ)."""
+        if (self.store.reads_ahead and isinstance(node, ArrayNode) and meta.zarr_format == 3
+                and node.metadata_key not in self._layouts
+                and len(self._layouts) < config.get("cached_arrays")):
+            self._layouts[node.metadata_key] = (None, pipeline.ArrayLayout(
+                meta, _chunk_prefix(node)))
 
     def find_all_nodes(self):
         root = GroupNode.root()
         copies = self._copies([root])
         if copies:
             copy = copies[0][1].consolidated
-            nodes = [n for n in (_node_at(root, rel, m) for rel, m in copy.items())
-                     if n is not None]
+            nodes = []
+            for rel, meta in copy.items():
+                node = _node_at(root, rel, meta)
+                if node is not None:
+                    nodes.append(node)
+                    self._keep_unverified(node, meta)
             return (sorted(n for n in nodes if isinstance(n, ArrayNode)),
                     sorted([root] + [n for n in nodes if isinstance(n, GroupNode)]))
         v3, v2 = [], {}
@@ -791,11 +821,22 @@ class Hierarchy:
         except Exception as e:   # noqa: BLE001 -- it counts only if the layout held
             out, failure = None, e
         raw = pending()[0]
-        if raw is None or raw != hit[0]:
+        if raw is None or (raw != hit[0] and not self._confirms(node, key, raw, hit)):
             return self._read_array(node, self.array_layout(node), selection, dtype)
         if failure is not None:
             raise failure
         return out
+
+    def _confirms(self, node, key, raw, hit):
+        """Whether document ``raw`` says what the unverified layout of ``hit``
+        (from a consolidated copy) said; it is then kept with its document."""
+        if hit[0] is not None:
+            return False
+        try:
+            check_document_size(len(raw), key)
+            return self._parse_layout(node, key, raw).meta == hit[1].meta
+        except ZarrSyncError:
+            return False   # read again below, and say what is wrong with it
 
     def _read_array(self, node, layout, selection, dtype):
         meta = layout.meta

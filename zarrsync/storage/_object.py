@@ -103,7 +103,8 @@ class ObjectStore(Store):
         read/write; "w" erases everything under the prefix first; "w-"
         refuses a prefix that holds anything.
     max_concurrency : int
-        Requests in flight at once for one call (default 32).
+        Requests in flight at once for this store object, from all its
+        callers together (default 32).
     coalesce : int
         Ranges of one object at most this many bytes apart are fetched as one
         request (default 1 MiB, as obstore's ``get_ranges``).
@@ -143,6 +144,7 @@ class ObjectStore(Store):
         self._coalesce = int(coalesce)
         self._client = None
         self._client_pid = None
+        self._semaphore = None
         self._open(mode)
 
     def _open(self, mode):
@@ -180,6 +182,7 @@ class ObjectStore(Store):
         state = super().__getstate__()
         state["_client"] = None   # made again in the other process
         state["_client_pid"] = None
+        state["_semaphore"] = None
         return state
 
     def __setstate__(self, state):
@@ -223,9 +226,17 @@ class ObjectStore(Store):
         client = self._get_client()
 
         async def gather():
-            limit = asyncio.Semaphore(self._max_concurrency)
-            return await asyncio.gather(*make_coroutines(client, limit))
+            return await asyncio.gather(*make_coroutines(client, self._limit()))
         return _Loop.start(gather())
+
+    def _limit(self):
+        """The semaphore that holds this store object's requests in flight to
+        ``max_concurrency`` (made on the loop, again after a fork); waiters are
+        served in order, so requests started first finish first."""
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore[0] is not loop:
+            self._semaphore = (loop, asyncio.Semaphore(self._max_concurrency))
+        return self._semaphore[1]
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -233,9 +244,12 @@ class ObjectStore(Store):
         return self.get_many([key])[0]
 
     def get_many(self, keys):
+        return self.get_many_ahead(keys)()
+
+    def get_many_ahead(self, keys):
         keys = list(keys)
         if not keys:
-            return []
+            return list
         obstore = _obstore()
 
         async def one(client, limit, key):
@@ -247,7 +261,7 @@ class ObjectStore(Store):
                     return None
                 except Exception as e:
                     raise self._fail("get", key, e) from None
-        return self._run(lambda client, limit: [one(client, limit, k) for k in keys])
+        return self._start(lambda client, limit: [one(client, limit, k) for k in keys]).result
 
     def getsize(self, key):
         obstore = _obstore()
