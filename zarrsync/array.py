@@ -14,7 +14,8 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from .dtypes import coerce_vlen, is_vlen
-from .errors import InvalidArraySlice, InvalidDataType, InvalidResizeShape, ParseError
+from .errors import (InvalidArraySlice, InvalidDataType, InvalidResizeShape, NodeInvariant,
+                     ParseError)
 from .indexing import expand_selection, normalize_selection
 from .metadata import encode_fill_value
 from .nodes import ArrayNode
@@ -92,7 +93,56 @@ class Attributes(MutableMapping):
         return f"Attributes({self._read()!r})"
 
 
-class Array:
+class NodeView:
+    """What the ``Array`` and ``Group`` views share: a store and a node in it.
+
+    The view holds nothing else; every property reads the store.
+    """
+
+    _node_class = None   # ArrayNode or GroupNode
+
+    def __init__(self, store, node):
+        if isinstance(node, str):
+            node = self._node_class.of_path(node)
+        if not isinstance(node, self._node_class):
+            kind = self._node_class.__name__
+            raise NodeInvariant(f"expected {'an' if kind[0] == 'A' else 'a'} {kind} or a "
+                                f"path, got {type(node).__name__}")
+        self.store = store
+        self.node = node
+        self.metadata   # noqa: B018 -- KeyNotFound now rather than on first use
+
+    @classmethod
+    def _existing(cls, store, node):
+        """The view of a node the caller has just found or made (no check)."""
+        view = object.__new__(cls)
+        view.store = store
+        view.node = node
+        return view
+
+    @property
+    def path(self):
+        """The node's absolute path in its store, such as ``"/group/temp"`` (``"/"``
+        for the root)."""
+        return self.node.path
+
+    @property
+    def name(self):
+        """The node's name: the last part of its path (``""`` for the root)."""
+        return self.node.name
+
+    @property
+    def zarr_format(self):
+        """The node's Zarr format: 3, or 2 for a ``.zarray`` / ``.zgroup`` node."""
+        return self.metadata.zarr_format
+
+    @property
+    def attrs(self):
+        """The node's attributes, a mutable mapping written through to the store."""
+        return Attributes(self.store, self.node)
+
+
+class Array(NodeView):
     """A view of array ``node`` in ``store`` with NumPy indexing.
 
     Parameters
@@ -134,40 +184,12 @@ class Array:
     (5, 4)
     """
 
-    def __init__(self, store, node):
-        if isinstance(node, str):
-            node = ArrayNode.of_path(node)
-        self.store = store
-        self.node = node
-        self.store.array_metadata(node)  # KeyNotFound now rather than on first use
-
-    @classmethod
-    def _existing(cls, store, node):
-        """The view of an array the caller has just found or made (no check)."""
-        view = object.__new__(cls)
-        view.store = store
-        view.node = node
-        return view
-
-    @property
-    def path(self):
-        """The array's absolute path in its store, such as ``"/group/temp"``."""
-        return self.node.path
-
-    @property
-    def name(self):
-        """The array's name: the last part of its path (``""`` for the root array)."""
-        return self.node.name
+    _node_class = ArrayNode
 
     @property
     def metadata(self):
         """The array's ``ArrayMetadata``, read from the store."""
         return self.store.array_metadata(self.node)
-
-    @property
-    def zarr_format(self):
-        """The array's Zarr format: 3, or 2 for a ``.zarray`` array."""
-        return self.metadata.zarr_format
 
     @property
     def shape(self):
@@ -206,11 +228,6 @@ class Array:
     def fill_value(self):
         """The value of elements never written."""
         return self.metadata.fill_value
-
-    @property
-    def attrs(self):
-        """The array's attributes, a mutable mapping written through to the store."""
-        return Attributes(self.store, self.node)
 
     @property
     def info(self):

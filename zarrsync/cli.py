@@ -678,9 +678,8 @@ def _median_seconds(fn, repeats):
 
 
 def _stored_bytes(store, node):
-    prefix = node.key + "/"
-    keys = [k for k in store.list_prefix(prefix) if not k.endswith("zarr.json")]
-    return len(keys), sum(len(store.get(k)) for k in keys)
+    chunks = store.stored_chunks(node)
+    return len(chunks), sum(c.nbytes for c in chunks)
 
 
 def _print_tree(store, group, depth, out):

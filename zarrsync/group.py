@@ -18,7 +18,7 @@ import html
 import os
 from collections.abc import Mapping
 
-from .array import Array, Attributes, _data_type_text, _printable
+from .array import Array, NodeView, _data_type_text, _printable
 from .errors import KeyNotFound, NodeExists, NodeInvariant, StoreError
 from .nodes import ArrayNode, GroupNode
 from .storage import Store, open_store
@@ -46,7 +46,7 @@ def _kind(store, path):
     return None
 
 
-class Group(Mapping):
+class Group(NodeView, Mapping):
     """A view of group ``node`` in ``store``.
 
     A read-only mapping from member names to views (``Array`` or ``Group``),
@@ -91,49 +91,12 @@ class Group(Mapping):
         └── temp (4, 6) float32, chunks (2, 3)
     """
 
-    def __init__(self, store, node):
-        if isinstance(node, str):
-            node = GroupNode.of_path(node)
-        if not isinstance(node, GroupNode):
-            raise NodeInvariant(f"expected a GroupNode or a path, got {type(node).__name__}")
-        self.store = store
-        self.node = node
-        store.group_metadata(node)   # KeyNotFound now rather than on first use
-
-    @classmethod
-    def _existing(cls, store, node):
-        """The view of a group the caller has just found or made (no check)."""
-        view = object.__new__(cls)
-        view.store = store
-        view.node = node
-        return view
-
-    # -- the node ---------------------------------------------------------------------------
-
-    @property
-    def path(self):
-        """The group's absolute path in its store (``"/"`` for the root group)."""
-        return self.node.path
-
-    @property
-    def name(self):
-        """The group's name: the last part of its path (``""`` for the root group)."""
-        return self.node.name
+    _node_class = GroupNode
 
     @property
     def metadata(self):
         """The group's ``GroupMetadata``, read from the store."""
         return self.store.group_metadata(self.node)
-
-    @property
-    def zarr_format(self):
-        """The group's Zarr format: 3, or 2 for a ``.zgroup`` group."""
-        return self.metadata.zarr_format
-
-    @property
-    def attrs(self):
-        """The group's attributes, a mutable mapping written through to the store."""
-        return Attributes(self.store, self.node)
 
     # -- members ----------------------------------------------------------------------------
 
