@@ -1057,6 +1057,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH")
     parser.add_argument("--s3", action="store_true",
                         help="also run the object store rows (benchmarks/object_store_bench.py)")
+    parser.add_argument("--xarray", action="store_true",
+                        help="also run the xarray rows (benchmarks/xarray_bench.py)")
     args = parser.parse_args(argv)
 
     impls, skipped = available_implementations(args.skip)
@@ -1131,6 +1133,10 @@ def run(args, argv, impls, skipped):
         import object_store_bench
         results["s3"] = object_store_bench.rows(args.quick, args.repeats, args.only)
         object_store_bench.print_rows(results["s3"])
+    if args.xarray:
+        import xarray_bench
+        results["xarray"] = xarray_bench.rows(args.quick, args.repeats, args.only)
+        xarray_bench.print_rows(results["xarray"])
     if not args.no_limits:
         results["limits"] = measure_limits(args.quick, args.repeats)
     results["machine"]["cpu_stolen"] = stolen_share(ticks_at_start, cpu_ticks())
