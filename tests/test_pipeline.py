@@ -608,3 +608,24 @@ def test_zarr_python_reads_every_step(tmp_path, chain):
     expected[5:90, 33] += 1
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a"), mode="r")[...],
                                   expected)
+
+
+@pytest.mark.parametrize("chunk_bytes_threshold", [1, 1 << 40])   # read in tasks, or first
+def test_chunks_read_in_tasks_or_first_give_the_same_result(tmp_path, chunk_bytes_threshold):
+    store = zs.FilesystemStore(tmp_path / "s.zarr")
+    data = np.arange(512 * 384, dtype="float64").reshape(512, 384)
+    store.create_array(NODE, shape=data.shape, chunks=(64, 128), dtype="float64",
+                       codecs=[Bytes(), Zstd(level=1)], fill_value=-2.0)
+    store.write_array(NODE, ..., data)
+    for key in ["a/c/0/0", "a/c/5/2", "a/c/7/1"]:   # never written: the fill value
+        store.erase(key)
+    expected = data.copy()
+    expected[0:64, 0:128] = expected[320:384, 256:384] = expected[448:512, 128:256] = -2.0
+    with zs.config.set(parallel_min_chunk_bytes=chunk_bytes_threshold, threads=2,
+                       parallel_min_bytes=1):
+        np.testing.assert_array_equal(store.read_array(NODE), expected)
+        np.testing.assert_array_equal(store.read_array(NODE, (slice(1, 500, 3), 7)),
+                                      expected[1:500:3, 7])
+        (tmp_path / "s.zarr" / "a" / "c" / "3" / "1").write_bytes(b"not zstd")
+        with pytest.raises(zs.CodecError, match="a/c/3/1"):
+            store.read_array(NODE)

@@ -330,14 +330,9 @@ def read(io, layout, sel):
     plan = layout.plan(sel)
     if not plan.nchunks:
         return out
-    if layout.inner is None and io.reads_ahead and plan.nchunks > 1:
-        return _read_streamed(io, layout, plan, out)
     if layout.inner is None:
-        keys = layout.keys(plan)
-        sources = io.get_many(keys)
-        name_of = keys.__getitem__
-    else:
-        sources, name_of = _read_inner(io, layout, plan)
+        return _read_chunks(io, layout, plan, out)
+    sources, name_of = _read_inner(io, layout, plan)
     reader = _Read(layout, plan, out, sources, name_of)
     if plan.nchunks == 1:  # a point read: nothing to share out
         (reader.fill if sources[0] is None else reader.decode)([0])
@@ -358,23 +353,36 @@ def read(io, layout, sel):
     return out
 
 
-def _read_streamed(io, layout, plan, out):
-    """``read`` from a store whose requests run in the background (an object
-    store): every task's chunks are requested at once, and each task decodes
-    its chunks as soon as they have come, while later ones are still on
-    their way."""
+def _read_chunks(io, layout, plan, out):
+    """``read`` of an unsharded array: each task reads its chunks and decodes
+    them, so reading the stored bytes overlaps decoding (small chunks, and
+    a store that holds its values in memory, are read all at once first). On a store whose
+    requests run in the background (an object store), every task's chunks
+    are requested at the start, in task order, and a task decodes its chunks
+    as soon as they have come, while later ones are still on their way."""
     keys = layout.keys(plan)
     sources = [None] * plan.nchunks
     reader = _Read(layout, plan, out, sources, keys.__getitem__)
     work = out.nbytes if layout.steps == "raw" else plan.nchunks * layout.unit_nbytes
-    groups = _split(list(range(plan.nchunks)), layout.unit_nbytes, _tasks_wanted(work))
-    # Requested in task order: the store serves them first come, first served.
-    arriving = [io.get_many_ahead([keys[i] for i in group]) for group in groups]
+    groups = _interleaved(_split(list(range(plan.nchunks)), layout.unit_nbytes,
+                                 _tasks_wanted(work)))
+    arriving = ([io.get_many_ahead([keys[i] for i in group]) for group in groups]
+                if io.reads_ahead and len(groups) > 1 else None)
+    # Small chunks, or values in memory: one thread reads them all first
+    # (threads taking turns at the GIL per small file cost more than they save).
+    in_tasks = arriving is not None or (
+        not io.returns_stored_objects
+        and layout.unit_nbytes >= config.get("parallel_min_chunk_bytes"))
+    if not in_tasks:
+        sources[:] = io.get_many(keys)
 
     def task(t):
         group = groups[t]
-        for i, value in zip(group, arriving[t]()):
-            sources[i] = value
+        if in_tasks:
+            values = (arriving[t]() if arriving is not None
+                      else io.get_many([keys[i] for i in group]))
+            for i, value in zip(group, values):
+                sources[i] = value
         stored = [i for i in group if sources[i] is not None]
         if stored:
             reader.decode(stored)
@@ -385,7 +393,7 @@ def _read_streamed(io, layout, plan, out):
     try:
         scheduler.run(task, len(groups), _parallel(work, units_per_task))
     finally:
-        for result in arriving:   # wait for every request, so none outlives the read
+        for result in arriving or ():   # every request ends before the read does
             try:
                 result()
             except Exception:   # noqa: BLE001 -- the first failure is already raised

@@ -120,15 +120,18 @@ def _old_and_new(args, kwargs):
 
 
 # Methods taking an iterable, by argument name.
-_ITERABLE_ARGUMENT = {"get_many": "keys", "get_partial_values": "key_ranges",
-                      "set_many": "keys"}
+_ITERABLE_ARGUMENT = {"get_many": "keys", "get_many_ahead": "keys",
+                      "get_partial_values": "key_ranges",
+                      "get_partial_values_ahead": "key_ranges", "set_many": "keys"}
 
 # method name -> (what to do with buffered chunks first, which keys or prefixes)
 _WATCHED = {
     "get": ("flush_keys", _key),
     "getsize": ("flush_keys", _key),
     "get_many": ("flush_keys", _keys),
+    "get_many_ahead": ("flush_keys", _keys),
     "get_partial_values": ("flush_keys", _range_keys),
+    "get_partial_values_ahead": ("flush_keys", _range_keys),
     "list_prefix": ("flush_prefixes", _prefix),
     "list_dir": ("flush_prefixes", _prefix),
     "move_prefix": ("flush_prefixes", _old_and_new),
