@@ -98,6 +98,11 @@ def _codecs_arg(text):
     return doc
 
 
+def _count(n, noun):
+    """``"1 array"``, ``"2 arrays"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _one_line(error):
     text = str(error) or type(error).__name__
     return " ".join(text.split())
@@ -526,8 +531,9 @@ def _cmd_copy(args):
     else:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        print(f"copied {len(arrays)} arrays and {len(groups)} groups: {progress.chunks} "
-              f"chunks ({skipped} in blocks of only fill value, skipped), "
+        print(f"copied {_count(len(arrays), 'array')} and {_count(len(groups), 'group')}: "
+              f"{_count(progress.chunks, 'chunk')} ({skipped} in blocks of only fill value, "
+              f"skipped), "
               f"{total / 2**20:.1f} MiB in {seconds:.2f} s ({rate:.1f} MB/s)")
     return 0
 
@@ -624,9 +630,10 @@ def _cmd_check(args):
             print(f"UNREADABLE {doc['key']}: {doc['error']}")
         for chunk in broken:
             print(f"BROKEN {chunk['key']}: {chunk['error']}")
-        verdict = ("all decode" if ok else f"{len(broken)} broken chunks, "
-                   f"{len(unreadable)} unreadable metadata documents")
-        print(f"checked {len(arrays)} arrays and {len(groups)} groups, {len(chunks)} chunks "
+        verdict = ("all decode" if ok else f"{_count(len(broken), 'broken chunk')}, "
+                   f"{_count(len(unreadable), 'unreadable metadata document')}")
+        print(f"checked {_count(len(arrays), 'array')} and {_count(len(groups), 'group')}, "
+              f"{_count(len(chunks), 'chunk')} "
               f"({stored_bytes / 2**20:.1f} MiB stored) in {seconds:.2f} s: {verdict}")
     return 0 if ok else 1
 
