@@ -299,11 +299,12 @@ class Array(NodeView):
         sel, flip = self._positive(selection)
         value = self._coerce(value, self.dtype)
         if flip:
+            wanted = self._selection_shape(sel)
             try:
-                value = np.flip(np.broadcast_to(value, self._selection_shape(sel)), flip)
+                value = np.flip(np.broadcast_to(value, wanted), flip)
             except ValueError:
-                raise InvalidArraySlice(f"data of shape {value.shape} does not match "
-                                        f"the selection") from None
+                raise InvalidArraySlice(f"data of shape {value.shape} does not match the "
+                                        f"selection shape {tuple(wanted)}") from None
         self.store.write_array(self.node, sel, value)
 
     def _selection_shape(self, sel):
