@@ -1,5 +1,6 @@
 """The object store rows of ``compare.py`` (``--s3``): zarrsync's ``ObjectStore``,
-zarr-python's ``ObjectStore`` (obstore) and tensorstore's ``s3`` kvstore on
+zarr-python's ``ObjectStore`` (obstore; its default pipeline, its
+FusedCodecPipeline, and the zarrs pipeline) and tensorstore's ``s3`` kvstore on
 one S3 server on loopback (moto), each request delayed 20 ms by a proxy, as a
 nearby bucket would be. The server and the proxy run in a process of their
 own, so that serving requests takes nothing from the process measured.
@@ -25,6 +26,7 @@ point reads: one ranged GET each, one after another; opening: one listing,
 then every document at once, or the one consolidated document).
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -181,20 +183,77 @@ class ZarrPythonS3:
                               client_options={"allow_http": True})
         return self.zarr.storage.ObjectStore(client, read_only=True)
 
+    def _config(self):
+        """The zarr configuration arrays are opened under (their codec pipeline)."""
+        return contextlib.nullcontext()
+
+    def _open_array(self, path):
+        with self._config():
+            arr = self.zarr.open_array(self._store(self.setup.data), path=path, mode="r")
+        self._check(arr)
+        return arr
+
+    def _check(self, arr):
+        pass
+
     def open_tree(self, consolidated):
         store = self._store(self.setup.tree_consolidated if consolidated else self.setup.tree)
-        group = self.zarr.open_group(store, mode="r", use_consolidated=consolidated)
-        arrays = [m for _, m in group.members(max_depth=None)
-                  if isinstance(m, self.zarr.Array)]
+        with self._config():
+            group = self.zarr.open_group(store, mode="r", use_consolidated=consolidated)
+            arrays = [m for _, m in group.members(max_depth=None)
+                      if isinstance(m, self.zarr.Array)]
         assert len(arrays) == 100
+        for a in arrays:
+            self._check(a)
         return [a.metadata for a in arrays]
 
     def read_full(self):
-        return self.zarr.open_array(self._store(self.setup.data), path="full", mode="r")[...]
+        return self._open_array("full")[...]
 
     def point_reads(self):
-        a = self.zarr.open_array(self._store(self.setup.data), path="sharded", mode="r")
+        a = self._open_array("sharded")
         return [a[p] for p in self.setup.points]
+
+
+class ZarrPythonFusedS3(ZarrPythonS3):
+    """zarr-python with its FusedCodecPipeline (zarr >= 3.4), on the same store."""
+
+    name = "zarr-python fused"
+
+    def __init__(self, setup):
+        from zarr.core.codec_pipeline import FusedCodecPipeline
+        super().__init__(setup)
+        self.pipeline = FusedCodecPipeline
+
+    def _config(self):
+        return self.zarr.config.set(
+            {"codec_pipeline.path": "zarr.core.codec_pipeline.FusedCodecPipeline"})
+
+    def _check(self, arr):
+        if not isinstance(arr._async_array.codec_pipeline, self.pipeline):
+            raise RuntimeError("the array does not use the FusedCodecPipeline")
+
+
+class ZarrsS3(ZarrPythonS3):
+    """zarr-python with the zarrs codec pipeline (strict: no silent fallback)."""
+
+    name = "zarrs"
+
+    def __init__(self, setup):
+        import zarrs
+        super().__init__(setup)
+        self.zarrs = zarrs
+
+    def _config(self):
+        return self.zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline",
+                                     "codec_pipeline.strict": True})
+
+    def _check(self, arr):
+        pipeline = arr._async_array.codec_pipeline
+        if not isinstance(pipeline, self.zarrs.ZarrsCodecPipeline) or pipeline.impl is None:
+            raise RuntimeError(f"the array uses {type(pipeline).__name__}, not the zarrs "
+                               f"pipeline (zarrs-python reads object stores through "
+                               f"zarr-python's pipeline)")
 
 
 class TensorStoreS3:
@@ -280,7 +339,7 @@ class Limit:
                 for _ in self.setup.points]
 
 
-IMPLEMENTATIONS = (ZarrsyncS3, ZarrPythonS3, TensorStoreS3)
+IMPLEMENTATIONS = (ZarrsyncS3, ZarrPythonS3, ZarrPythonFusedS3, ZarrsS3, TensorStoreS3)
 
 
 # -- rows -----------------------------------------------------------------------------------
