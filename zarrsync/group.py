@@ -471,9 +471,7 @@ def _group_at(store, cleared, mode, path, attributes, zarr_format):
         return Group._existing(store, node)
     kind = _kind(store, path)
     if kind is not None and mode == "w-":
-        raise NodeExists(f"cannot create group {_printable(path)} (mode 'w-'): "
-                         f"{'a group' if kind == 'group' else 'an array'} exists there in "
-                         f"{desc}")
+        _refuse_existing("group", path, kind, desc)
     if kind == "group":
         return Group._existing(store, node)
     if kind == "array":
@@ -488,6 +486,11 @@ def _group_at(store, cleared, mode, path, attributes, zarr_format):
     return Group._existing(store, node)
 
 
+def _refuse_existing(what, path, kind, desc):
+    raise NodeExists(f"cannot create {what} {_printable(path)} (mode 'w-'): "
+                     f"{'a group' if kind == 'group' else 'an array'} exists there in {desc}")
+
+
 def _array_at(store, mode, path, create):
     """``open_array`` on an opened store; ``create`` holds the creation keywords
     (``shape`` ``None`` if none were given)."""
@@ -497,9 +500,7 @@ def _array_at(store, mode, path, create):
         if mode == "w-":
             kind = _kind(store, path)
             if kind is not None:
-                raise NodeExists(f"cannot create array {_printable(path)} (mode 'w-'): "
-                                 f"{'a group' if kind == 'group' else 'an array'} exists "
-                                 f"there in {desc}")
+                _refuse_existing("array", path, kind, desc)
             if not node.is_root():
                 _check_empty(store, GroupNode.of_path(path), "array")
         store.create_array(node, overwrite=mode == "w", **create)
