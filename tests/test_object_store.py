@@ -82,11 +82,11 @@ def test_a_read_fetches_its_chunks_concurrently(proxy):
     assert proxy.most_in_flight >= 8
 
 
-def test_requests_in_flight_are_bounded_per_store_object(proxy):
+def test_requests_in_flight_are_bounded_per_store_object():
     store = s3_server.new_store()
     node, data = filled(store)
+    proxy = s3_server.FaultProxy(s3_server.endpoint(), latency=0.02)   # none left stalling
     remote = through(proxy, store, mode="r", max_concurrency=4)
-    proxy.reset_counts()
     results = [None, None]
 
     def read(k):
@@ -101,6 +101,7 @@ def test_requests_in_flight_are_bounded_per_store_object(proxy):
     # Two reads of 64 chunks at once, from two threads: 4 requests in flight at most.
     assert proxy.count("GET") >= 128
     assert proxy.most_in_flight == 4
+    proxy.close()
 
 
 def test_a_streamed_read_fills_absent_chunks_and_names_a_broken_one(proxy):

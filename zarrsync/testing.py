@@ -179,28 +179,30 @@ class FaultProxy:
                         self.in_flight += 1
                         self.most_in_flight = max(self.most_in_flight, self.in_flight)
                     try:
-                        if not self._answer(client, fault, lines, body):
-                            return
+                        response = self._answer(fault, lines, body)
                     finally:
+                        # Out of flight before the client can have the answer: the
+                        # client's next request never overlaps this one here.
                         with self._lock:
                             self.in_flight -= 1
+                    if response is None:
+                        return
+                    client.sendall(response)
         except OSError:
             return
 
-    def _answer(self, client, fault, lines, body):
-        """Answer one request (after the latency); ``False`` when the connection ends."""
+    def _answer(self, fault, lines, body):
+        """The answer to one request (after the latency); ``None`` ends the connection."""
         time.sleep(self.latency)
         if fault == "drop":
-            return False
+            return None
         if fault == "stall":
             time.sleep(self.stall)
-            return False
+            return None
         if fault == "503":
-            client.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
-                           b"Content-Length: 0\r\nRetry-After: 0\r\n\r\n")
-            return True
-        client.sendall(self._forward(lines, body))
-        return True
+            return (b"HTTP/1.1 503 Service Unavailable\r\n"
+                    b"Content-Length: 0\r\nRetry-After: 0\r\n\r\n")
+        return self._forward(lines, body)
 
     def _forward(self, lines, body):
         # One upstream connection per request: it answers and closes.
