@@ -821,8 +821,12 @@ class Hierarchy:
         except Exception as e:   # noqa: BLE001 -- it counts only if the layout held
             out, failure = None, e
         raw = pending()[0]
-        if raw is None or (raw != hit[0] and not self._confirms(node, key, raw, hit)):
+        if raw is None:   # gone, or a v2 array now: look again
             return self._read_array(node, self.array_layout(node), selection, dtype)
+        if raw != hit[0] and not self._confirms(node, key, raw, hit):
+            # Changed meanwhile: read again with the document just read.
+            check_document_size(len(raw), key)
+            return self._read_array(node, self._parse_layout(node, key, raw), selection, dtype)
         if failure is not None:
             raise failure
         return out
