@@ -51,6 +51,7 @@ from zarrsync.codecs import (Bytes, CodecChain, Crc32c, Gzip, ShardingIndexed, T
                              from_dict)
 from zarrsync.codecs import _registry
 from zarrsync.codecs._gzip import GzipDataError
+from zarrsync.codecs import _zstd as zstd_module
 from zarrsync.codecs._zstd import native_library
 from zarrsync.errors import (ArrayToBytesInvariant, BytesToBytesInvariant, ChecksumMismatch,
                              CodecError, InvalidCodecOrdering, InvalidTransposeOrder,
@@ -542,15 +543,22 @@ def test_gzip_pickles_and_is_shared_between_threads():
 
 # -- zstd -----------------------------------------------------------------------------
 
-@pytest.fixture(params=["libzstd", "numcodecs"])
-def zstd_path(request):
-    """Fast paths on, with the system libzstd (skipped where none loads), or
-    off: numcodecs' zstd."""
-    fast = request.param == "libzstd"
-    if fast and native_library() is None:
+@pytest.fixture(params=["libzstd", "zstandard", "numcodecs"])
+def zstd_path(request, monkeypatch):
+    """Fast paths on, decoding with the system libzstd (skipped where none
+    loads) or with the zstd that the ``zstandard`` package carries (as where
+    it is the newer, whatever the size), or fast paths off: numcodecs' zstd."""
+    fast = request.param != "numcodecs"
+    if request.param == "libzstd" and native_library() is None:
         pytest.skip("no system libzstd loads here (the zstd fast path)")
+    bundled = request.param == "zstandard"
+    monkeypatch.setattr(zstd_module, "_bundled_is_newer", lambda: bundled)
+    monkeypatch.setattr(zstd_module, "BUNDLED_MIN_BYTES", 0)
     with zs.config.set(fast_paths=fast):
-        assert (Zstd().native() is not None) == fast
+        if request.param != "zstandard":
+            assert (Zstd().native_decoder(1) is not None) == fast
+        else:
+            assert Zstd().native_decoder(1) is None
         yield request.param
 
 

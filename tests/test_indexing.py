@@ -442,6 +442,55 @@ def test_gather_many_stops_at_the_first_refused_source(codec, refused):
     assert plan.gather_many(indices[:0], [], out, ctx, scratch) == -1
 
 
+def test_contiguous_offset_finds_chunks_that_lie_as_one_run():
+    # Chunks of whole rows lie in a C-ordered output as one run each.
+    plan = ChunkPlan((8, 6), (2, 6), [(0, 1, 8), (0, 1, 6)])
+    out = np.empty((8, 6), dtype=np.float32)
+    assert [plan.contiguous_offset(i, out) for i in range(4)] == [0, 48, 96, 144]
+    # Not when the selection starts inside the chunk, steps, or picks indices;
+    # not for an edge chunk (it is partly outside the array).
+    for axes, shape in [([(1, 1, 7), (0, 1, 6)], (7, 6)), ([(0, 2, 4), (0, 1, 6)], (4, 6)),
+                        ([np.arange(8, dtype=np.int64), (0, 1, 6)], (8, 6))]:
+        plan = ChunkPlan((8, 6), (2, 6), axes)
+        assert plan.contiguous_offset(0, np.empty(shape, "f4")) == -1
+    # Rows 1..7: the last chunk (rows 6 and 7) is whole, from row 5 of the output.
+    plan = ChunkPlan((8, 6), (2, 6), [(1, 1, 7), (0, 1, 6)])
+    assert plan.contiguous_offset(3, np.empty((7, 6), "f4")) == 5 * 6 * 4
+    assert ChunkPlan((7, 6), (2, 6), [(0, 1, 7), (0, 1, 6)]).contiguous_offset(
+        3, np.empty((7, 6), "f4")) == -1
+    # Not when the output's rows are not packed (a view with a step, a column cut).
+    plan = ChunkPlan((8, 6), (2, 6), [(0, 1, 8), (0, 1, 6)])
+    assert plan.contiguous_offset(1, np.empty((8, 12), "f4")[:, ::2]) == -1
+    assert plan.contiguous_offset(1, np.empty((8, 6), "f4", order="F")) == -1
+    # Axes of length 1 in the chunk may have any stride.
+    plan = ChunkPlan((4, 3, 5), (1, 3, 5), [(0, 1, 4), (0, 1, 3), (0, 1, 5)])
+    assert plan.contiguous_offset(2, np.empty((4, 3, 5), "i2")) == 2 * 30
+    # A chunk narrower than the output's rows is not one run.
+    plan = ChunkPlan((4, 6), (2, 3), [(0, 1, 4), (0, 1, 6)])
+    assert all(plan.contiguous_offset(i, np.empty((4, 6), "u1")) == -1 for i in range(4))
+
+
+@needs_zstd
+def test_gather_many_decodes_chunks_of_whole_rows_in_place():
+    shape, chunks = (8, 6), (2, 6)
+    data = np.arange(48, dtype=np.int32).reshape(shape)
+    plan = ChunkPlan(shape, chunks, [(0, 1, 8), (0, 1, 6)])
+    frames = zstd_frames([data[2 * i:2 * i + 2] for i in range(4)])
+    scratch = bytearray(48)
+    out = np.full(shape, -1, dtype=np.int32)
+    assert plan.gather_many(np.arange(4, dtype=np.int64), frames, out,
+                            zstd.ZstdContext(1, False), scratch) == -1
+    np.testing.assert_array_equal(out, data)
+    assert scratch == bytearray(48)   # every chunk went straight to its place
+    # A frame that holds too much is refused; the chunks before it are in place.
+    out[:] = -1
+    (long,) = zstd_frames([np.arange(13, dtype=np.int32)])
+    assert plan.gather_many(np.arange(4, dtype=np.int64), frames[:2] + [long, frames[3]], out,
+                            zstd.ZstdContext(1, False), scratch) == 2
+    np.testing.assert_array_equal(out[:4], data[:4])
+    np.testing.assert_array_equal(out[6:], -1)
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_gather_many_checks_its_arguments(codec):
     plan = ChunkPlan((4, 4), (2, 2), [(0, 1, 4), (0, 1, 4)])

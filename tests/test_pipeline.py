@@ -32,6 +32,7 @@ from zarrsync import scheduler
 from zarrsync._kernels import native as native_kernels
 from zarrsync.codecs import (Bytes, CodecChain, Crc32c, Gzip, ShardingIndexed, Transpose,
                              VlenUtf8, Zstd)
+from zarrsync.codecs import _zstd as zstd_module
 from zarrsync.codecs._zstd import native_library
 
 from strategies import (ArrayConfig, chunked_write_cases, expected_chunk_keys,
@@ -320,6 +321,47 @@ def stored_rows(chain, shape):
     store = new_array(shape, (1, shape[1]), chain=chain)
     store.write_array(NODE, ..., values)
     return store, values
+
+
+@pytest.mark.parametrize("fast_paths", [True, False])
+@pytest.mark.parametrize("chain", ["zstd", "gzip", "zstd+crc32c"])
+def test_chunks_of_whole_rows_decode_in_place_on_both_routes(fast_paths, chain):
+    """Chunks that lie in the output as one run are decoded straight into it
+    (native batches and the portable route alike); those that do not, and
+    outputs of another layout, go through a chunk-sized buffer."""
+    values = field((12, 40))
+    store = new_array((12, 40), (3, 40), chain=chain)
+    store.write_array(NODE, ..., values)
+    selections = [Ellipsis, (slice(3, 9),), (slice(2, 11),), (slice(None), slice(0, 39)),
+                  (slice(0, 12, 2),), (5,), (slice(None), 7)]
+    with zs.config.set(fast_paths=fast_paths), threads(2):
+        for sel in selections:
+            np.testing.assert_array_equal(store.read_array(NODE, sel), values[sel])
+        store.set("a/c/2/0", damaged(CHAINS[chain]()[-1], values[6:9].tobytes()))
+        with pytest.raises(zs.errors.CodecError, match="a/c/2/0"):
+            store.read_array(NODE)
+
+
+@needs_native
+@pytest.mark.parametrize("bundled_is_newer", [True, False])
+def test_large_zstd_chunks_go_to_the_newer_zstd(per_chunk_decodes, monkeypatch,
+                                                bundled_is_newer):
+    """Chunks of ``BUNDLED_MIN_BYTES`` or more are decoded one call each by
+    ``zstandard`` where its zstd is the newer, else in native batches;
+    smaller chunks always go in batches. Both give the stored values."""
+    monkeypatch.setattr(zstd_module, "_bundled_is_newer", lambda: bundled_is_newer)
+    row = zstd_module.BUNDLED_MIN_BYTES // 4
+    for rows, width in [(6, row), (6, row // 2)]:
+        values = field((rows, width))
+        store = new_array((rows, width), (1, width), chain="zstd")
+        store.write_array(NODE, ..., values)
+        per_chunk_decodes.clear()
+        with threads(2):
+            np.testing.assert_array_equal(store.read_array(NODE), values)
+            np.testing.assert_array_equal(store.read_array(NODE, (slice(1, 5), slice(3, 9))),
+                                          values[1:5, 3:9])
+        large = width * 4 >= zstd_module.BUNDLED_MIN_BYTES
+        assert len(per_chunk_decodes) == (10 if large and bundled_is_newer else 0)
 
 
 @needs_native

@@ -73,10 +73,14 @@ class ArrayLayout:
         self.unit_nbytes = int(np.prod(self.unit_shape, dtype=np.int64)) * meta.dtype.itemsize
         self.steps = _step_kind(self.chain)
 
-    def per_unit_python(self):
+    def per_unit_python(self, decoding):
         """True if this call's steps cross into Python once per unit (no
-        batch kernel): then small units are not worth a thread each."""
-        return self.steps == "array" or (self.steps == "bytes" and self.chain.native() is None)
+        batch kernel for ``decoding``, or else encoding): then small units
+        are not worth a thread each."""
+        if self.steps != "bytes":
+            return self.steps == "array"
+        chain = self.chain
+        return (chain.native_decoder(self.unit_nbytes) if decoding else chain.native()) is None
 
     def key(self, coords):
         """The store key of the (outer) chunk at grid ``coords``."""
@@ -164,8 +168,8 @@ class _Read:
             self._each(indices[failed:failed + 1])  # raises, naming the chunk
 
     def _batched(self, indices):
-        codec = self.chain.native()
-        if codec is None:  # fast paths off, or the codec's library is missing
+        codec = self.chain.native_decoder(self.layout.unit_nbytes)
+        if codec is None:  # fast paths off, the codec's library is missing, or slower
             return self._each(indices)
         scratch = _scratch.buffer("decoded", self.layout.unit_nbytes)
         batch = np.asarray(indices, dtype=np.int64)
@@ -179,8 +183,16 @@ class _Read:
             batch = batch[failed + 1:]
 
     def _each(self, indices):
-        scratch = _scratch.buffer("decoded", self.layout.unit_nbytes)
+        n = self.layout.unit_nbytes
+        scratch = _scratch.buffer("decoded", n)
+        # Where a chunk lies in the output as one run, it is decoded in place.
+        flat = (memoryview(self.out).cast("B")
+                if self.chain.decodes_into and self.out.flags.c_contiguous else None)
         for i in indices:
+            offset = -1 if flat is None else self.plan.contiguous_offset(i, self.out)
+            if offset >= 0:
+                self.chain.decode_raw(self.sources[i], flat[offset:offset + n], self.name_of(i))
+                continue
             raw = self.chain.decode_raw(self.sources[i], scratch, self.name_of(i))
             self.plan.gather_raw(i, raw, self.out, self.stream)
 
@@ -348,7 +360,7 @@ def read(io, layout, sel):
     def task(t):
         (reader.decode if t < len(decodes) else reader.fill)(tasks[t])
 
-    units_per_task = plan.nchunks if layout.per_unit_python() else len(tasks)
+    units_per_task = plan.nchunks if layout.per_unit_python(decoding=True) else len(tasks)
     scheduler.run(task, len(tasks), _parallel(work, units_per_task))
     return out
 
@@ -389,7 +401,7 @@ def _read_chunks(io, layout, plan, out):
         if len(stored) < len(group):
             reader.fill([i for i in group if sources[i] is None])
 
-    units_per_task = plan.nchunks if layout.per_unit_python() else len(groups)
+    units_per_task = plan.nchunks if layout.per_unit_python(decoding=True) else len(groups)
     try:
         scheduler.run(task, len(groups), _parallel(work, units_per_task))
     finally:
@@ -465,7 +477,7 @@ def _write_chunks(io, layout, plan, classes, value):
                 io.put([key], [layout.encode_unit(unit)])
 
     n_tasks = len(groups) + len(others)
-    per_unit = plan.nchunks if layout.per_unit_python() else n_tasks
+    per_unit = plan.nchunks if layout.per_unit_python(decoding=False) else n_tasks
     scheduler.run(task, n_tasks, _parallel(work, per_unit))
 
 
@@ -540,5 +552,5 @@ def _write_shards(io, layout, plan, classes, value):
                 if shard.finish_task(ok):
                     io.put([shard.key], [inner.assemble(shard.slots)])
 
-        per_unit = plan.nchunks if layout.per_unit_python() else len(tasks)
+        per_unit = plan.nchunks if layout.per_unit_python(decoding=False) else len(tasks)
         scheduler.run(task, len(tasks), _parallel(work, per_unit))

@@ -328,6 +328,40 @@ cdef class ChunkPlan:
             for k in range(n):
                 out[k] = (self.g_out_first[g] + k) * stride
 
+    cdef Py_ssize_t _contiguous_offset(self, Py_ssize_t i, Py_buffer* dv) noexcept nogil:
+        # The byte offset in ``dv`` of chunk i's elements when they lie there
+        # as one run in C order (the chunk covered by unit steps), else -1:
+        # the chunk can then be decoded straight into its place.
+        cdef Py_ssize_t groups[MAX_NDIM]
+        cdef Py_ssize_t expected = dv.itemsize, offset = 0, g
+        cdef int d
+        if not self._covers(i):
+            return -1
+        self._groups_of(i, groups)
+        for d in range(self.ndim - 1, -1, -1):
+            g = groups[d]
+            if self.g_explicit[g] >= 0:
+                return -1
+            if self.chunk_shape[d] > 1:
+                if dv.strides[d] != expected:
+                    return -1
+                expected *= self.chunk_shape[d]
+            offset += self.g_out_first[g] * dv.strides[d]
+        return offset
+
+    def contiguous_offset(self, Py_ssize_t i, out):
+        """The byte offset in ``out`` (selection shape) where chunk ``i``'s
+        elements lie as one run in C order, so that the chunk can be decoded
+        straight into them; -1 if they do not."""
+        cdef Py_buffer dv
+        self._check(i)
+        get_strided_buffer(out, &dv, False)
+        try:
+            self._check_operand(&dv, False, "destination")
+            return self._contiguous_offset(i, &dv)
+        finally:
+            PyBuffer_Release(&dv)
+
     cdef Py_ssize_t _offsets_needed(self, Py_ssize_t i) noexcept nogil:
         # Offsets _copy_with needs room for to move chunk i.
         cdef Py_ssize_t groups[MAX_NDIM]
@@ -476,18 +510,19 @@ cdef class ChunkPlan:
         many chunks does not hand the GIL back and forth once per chunk.
 
         Without ``codec`` each source is the chunk's raw bytes. With one, each
-        is decoded by ``codec`` into ``scratch`` (a writable buffer of at
-        least one chunk's bytes) first. Returns -1 when every chunk is done,
+        is decoded by ``codec`` straight into ``out`` where the chunk lies
+        there as one run (``contiguous_offset``), else into ``scratch`` (a
+        writable buffer of at least one chunk's bytes) first. Returns -1 when every chunk is done,
         else the first ``k`` whose source was not exactly one chunk's bytes
-        or did not decode to them: the chunks before it are in ``out``, it
-        and those after it are not.
+        or did not decode to them: the chunks before it are in ``out``, those
+        after it are not, and it may be, in part (when decoded in place).
         """
         cdef Py_buffer sv, dv, scr
         cdef Py_buffer* src = NULL
         cdef Py_ssize_t shape[MAX_NDIM]
         cdef Py_ssize_t strides[MAX_NDIM]
         cdef Py_ssize_t nbytes, k, count = indices.shape[0], acquired = 0
-        cdef Py_ssize_t failed = -1, written
+        cdef Py_ssize_t failed = -1, written, direct
         cdef Py_ssize_t* offsets = NULL
         cdef bint has_scratch = False
         if len(sources) != count:
@@ -517,11 +552,15 @@ cdef class ChunkPlan:
                             break
                         sv.buf = src[k].buf
                     else:
-                        written = codec.decode_into(<const char*>src[k].buf, src[k].len,
-                                                    <char*>scr.buf, nbytes)
+                        direct = self._contiguous_offset(indices[k], &dv)
+                        written = codec.decode_into(
+                            <const char*>src[k].buf, src[k].len,
+                            <char*>scr.buf if direct < 0 else <char*>dv.buf + direct, nbytes)
                         if written != nbytes:
                             failed = k
                             break
+                        if direct >= 0:
+                            continue
                         sv.buf = scr.buf
                     self._copy_with(indices[k], &sv, &dv, True, stream, offsets)
         finally:

@@ -167,3 +167,8 @@ class BytesToBytesCodec(Codec):
         """This thread's ``_kernels.native.NativeCodec`` doing what this codec
         does, or ``None``; it encodes the same bytes ``encode`` does."""
         return None
+
+    def native_decoder(self, nbytes):
+        """``native()`` for decoding chunks of ``nbytes`` in batches, or
+        ``None`` where ``decode_into`` decodes such chunks faster one by one."""
+        return self.native()

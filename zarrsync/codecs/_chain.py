@@ -68,6 +68,8 @@ class CodecChain:
     inner_chunks : object or None
         The array->bytes codec's ``inner_chunks()`` when it is the only codec
         (its chunks can then be read and written in parts).
+    decodes_into : bool
+        ``decode_raw`` decodes into the buffer it is given (no new buffer).
     """
 
     def __init__(self, codecs, dtype, chunk_shape, fill_value=None):
@@ -101,6 +103,8 @@ class CodecChain:
         # no codec may transform the chunk before or after.
         self.inner_chunks = (None if self.array_array or self.bytes_bytes
                              else self.array_bytes.inner_chunks())
+        #: ``decode_raw`` leaves a chunk's raw form in the ``out`` it is given.
+        self.decodes_into = bool(self.bytes_bytes) and self.bytes_bytes[0].decodes_into
 
     def _compute_limits(self, fallback):
         # ``limits()`` with ``fallback`` where no codec bounds a size;
@@ -198,6 +202,13 @@ class CodecChain:
         if len(self.bytes_bytes) != 1:
             return None
         return self.bytes_bytes[0].native()
+
+    def native_decoder(self, nbytes):
+        """``native()`` for decoding chunks whose raw form holds ``nbytes``,
+        or ``None`` where the codec decodes them better one at a time."""
+        if len(self.bytes_bytes) != 1:
+            return None
+        return self.bytes_bytes[0].native_decoder(nbytes)
 
     def to_dicts(self):
         return [c.to_dict() for c in self.codecs]
