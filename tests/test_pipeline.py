@@ -21,6 +21,9 @@ them as the tasks of one scheduler call. These tests check:
 * values handed out by a store (``get``) never change afterwards.
 """
 
+import threading
+from concurrent.futures import Future
+
 import numpy as np
 import pytest
 import zstandard
@@ -28,12 +31,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zarrsync as zs
-from zarrsync import scheduler
+from zarrsync import pipeline, scheduler
 from zarrsync._kernels import native as native_kernels
 from zarrsync.codecs import (Bytes, CodecChain, Crc32c, Gzip, ShardingIndexed, Transpose,
                              VlenUtf8, Zstd)
 from zarrsync.codecs import _zstd as zstd_module
 from zarrsync.codecs._zstd import native_library
+from zarrsync.storage._base import Pending
 
 from strategies import (ArrayConfig, chunked_write_cases, expected_chunk_keys,
                         fill_mixed_values, orthogonal_index)
@@ -650,6 +654,41 @@ def test_zarr_python_reads_every_step(tmp_path, chain):
     expected[5:90, 33] += 1
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a"), mode="r")[...],
                                   expected)
+
+
+class _LateFirstRow(zs.MemoryStore):
+    """Reads run in the background, and the first row of chunks comes last."""
+
+    reads_ahead = True
+
+    def get_many_ahead(self, keys, buffers=False):
+        keys = list(keys)
+        done = Future()
+        late = any(k.startswith("a/c/0/") for k in keys)
+        threading.Timer(0.3 if late else 0.0,
+                        lambda: done.set_result(self.get_many(keys))).start()
+        return Pending(done)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_chunks_that_come_first_are_decoded_first(monkeypatch, n_threads):
+    """On a store whose reads run in the background, a task takes the group
+    of chunks that came first, not the next in order."""
+    store = new_array((4, 64), (1, 64), store=_LateFirstRow())
+    values = field((4, 64))
+    store.write_array(NODE, ..., values)
+    order = []
+    real = pipeline._Read.decode
+
+    def logged(self, indices):
+        order.extend(indices)
+        return real(self, indices)
+
+    monkeypatch.setattr(pipeline._Read, "decode", logged)
+    with threads(n_threads):
+        np.testing.assert_array_equal(store.read_array(NODE), values)
+    assert sorted(order) == [0, 1, 2, 3] and order[-1] == 0, order
+
 
 
 @pytest.mark.parametrize("chunk_bytes_threshold", [1, 1 << 40])   # read in tasks, or first

@@ -237,23 +237,77 @@ def test_zip_store(tmp_path):
 def test_s3(tmp_path):
     """A hierarchy that xarray wrote, copied key by key into a bucket of the
     tests' local S3 server, opened by URL with ``storage_options``."""
-    try:
-        import s3_server
-        store = s3_server.new_store("sample.zarr")
-    except Exception as err:  # no moto, or no ObjectStore yet
-        pytest.skip(f"no local S3 server: {err}")
     folder = _write(_sample(), str(tmp_path / "s3.zarr"), 3, True)
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as fh:
-                store.set(os.path.relpath(full, folder).replace(os.sep, "/"), fh.read())
+    store = _bucket_copy(folder, "sample.zarr")
+    import s3_server
     ours = xr.open_dataset(store.url, engine="zarrsync",
                            storage_options=s3_server.options())
     theirs = xr.open_dataset(folder, engine="zarr")
     xr.testing.assert_identical(ours.isel(time=[1, 4], x=[0, 2]).load(),
                                 theirs.isel(time=[1, 4], x=[0, 2]).load())
     xr.testing.assert_identical(ours.load(), theirs.load())
+
+
+def _bucket_copy(folder, prefix):
+    """The hierarchy in ``folder`` copied key by key into a new prefix of the
+    tests' S3 server: its store (skips without one)."""
+    try:
+        import s3_server
+        store = s3_server.new_store(prefix)
+    except Exception as err:  # no moto
+        pytest.skip(f"no local S3 server: {err}")
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as fh:
+                store.set(os.path.relpath(full, folder).replace(os.sep, "/"), fh.read())
+    return store
+
+
+@pytest.mark.parametrize("drop", [None, ["x"]])
+def test_s3_open_reads_the_index_coordinates_together(tmp_path, monkeypatch, drop):
+    """On an object store the dimension coordinates, which xarray reads while
+    it opens, are read at the same time (one round trip, not one each), once
+    each; dropped variables are not read; the dataset equals engine="zarr"'s."""
+    import s3_server
+    folder = _write(_sample(), str(tmp_path / "idx.zarr"), 3, True)
+    store = _bucket_copy(folder, "idx.zarr")
+    proxy = s3_server.FaultProxy(s3_server.endpoint(), latency=0.05)
+    try:
+        remote = zs.ObjectStore(store.url, mode="r", **s3_server.options(proxy.url))
+        reads = []
+        real = zs.Store.read_array
+
+        def counting(self, node, selection=Ellipsis, dtype=None):
+            reads.append(node.path)
+            return real(self, node, selection, dtype)
+
+        monkeypatch.setattr(zs.Store, "read_array", counting)
+        ours = xr.open_dataset(remote, engine="zarrsync", drop_variables=drop)
+        indexes = {"/time", "/y", "/x"} - {f"/{name}" for name in drop or ()}
+        assert sorted(reads) == sorted(indexes), reads
+        assert proxy.most_in_flight >= 2 * len(indexes)   # each: its chunk and its document
+        monkeypatch.undo()
+        theirs = xr.open_dataset(folder, engine="zarr", drop_variables=drop)
+        xr.testing.assert_identical(ours.load(), theirs.load())
+    finally:
+        proxy.close()
+
+
+def test_parts_answered_from_a_read_ahead_equal_the_store_s_reads():
+    """Reads of parts that a whole read started ahead answers (CF decoding
+    reads a time axis's ends while the dataset opens) index each axis on its
+    own, as ``Store.read_array`` does."""
+    from zarrsync.xarray_backend import _orthogonal
+    store = zs.MemoryStore()
+    node = zs.ArrayNode.of_path("/a")
+    store.create_array(node, shape=(5, 6, 7), chunks=(2, 3, 4), dtype="int32")
+    values = np.arange(210, dtype="int32").reshape(5, 6, 7)
+    store.write_array(node, ..., values)
+    rows, cols = np.array([0, 2, 4]), np.array([1, 5])
+    for sel in [(1, slice(None), 3), (rows, cols, slice(2, 6)), (slice(0, 5, 2), 4, cols),
+                (rows, slice(1, 4), np.array([6])), (0, 0, 0)]:
+        np.testing.assert_array_equal(_orthogonal(values, sel), store.read_array(node, sel))
 
 
 def test_missing_path(tmp_path):

@@ -31,7 +31,9 @@ reads and writes, byte ranges, chunk locks, the write buffer and the
 store's declared capabilities.
 """
 
+import functools
 import math
+import queue
 import threading
 
 import numpy as np
@@ -370,15 +372,17 @@ def _read_chunks(io, layout, plan, out):
     them, so reading the stored bytes overlaps decoding (small chunks, and
     a store that holds its values in memory, are read all at once first). On a store whose
     requests run in the background (an object store), every task's chunks
-    are requested at the start, in task order, and a task decodes its chunks
-    as soon as they have come, while later ones are still on their way."""
+    are requested at the start, in task order, and each task decodes the
+    group of chunks that came first of those not yet taken, while later
+    ones are still on their way."""
     keys = layout.keys(plan)
     sources = [None] * plan.nchunks
     reader = _Read(layout, plan, out, sources, keys.__getitem__)
     work = out.nbytes if layout.steps == "raw" else plan.nchunks * layout.unit_nbytes
     groups = _interleaved(_split(list(range(plan.nchunks)), layout.unit_nbytes,
                                  _tasks_wanted(work)))
-    arriving = ([io.get_many_ahead([keys[i] for i in group]) for group in groups]
+    arriving = ([io.get_many_ahead([keys[i] for i in group], buffers=not layout.vlen)
+                 for group in groups]
                 if io.reads_ahead and len(groups) > 1 else None)
     # Small chunks, or values in memory: one thread reads them all first
     # (threads taking turns at the GIL per small file cost more than they save).
@@ -387,8 +391,16 @@ def _read_chunks(io, layout, plan, out):
         and layout.unit_nbytes >= config.get("parallel_min_chunk_bytes"))
     if not in_tasks:
         sources[:] = io.get_many(keys)
+    if arriving is not None:
+        # Tasks take the groups in the order their values come (answers come
+        # in any order): no thread waits for one group while another is here.
+        finished = queue.SimpleQueue()
+        for t, pending in enumerate(arriving):
+            pending.add_done_callback(functools.partial(finished.put, t))
 
     def task(t):
+        if arriving is not None:
+            t = finished.get()
         group = groups[t]
         if in_tasks:
             values = (arriving[t]() if arriving is not None

@@ -28,6 +28,8 @@ Registered with xarray through the ``xarray.backends`` entry point
 import base64
 import os
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -110,21 +112,69 @@ def _inner_chunks_and_shards(meta):
     return tuple(meta.chunks), None
 
 
+def _orthogonal(values, selection):
+    """``values[selection]`` with each axis indexed on its own (ints, slices
+    and integer arrays), as ``Store.read_array`` reads it."""
+    for axis in reversed(range(len(selection))):
+        values = values[(slice(None),) * axis + (selection[axis],)]
+    return values
+
+
+class ReadsAhead:
+    """Reads of whole arrays started together while a dataset opens, each
+    taken by the first read of all of its array (from any copy of it); reads
+    of parts before that are answered from it too."""
+
+    def __init__(self):
+        self._started = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        return {}   # reads in flight stay in this process
+
+    def __setstate__(self, state):
+        self.__init__()
+
+    def start(self, store, nodes):
+        """Start reading all of each of ``nodes``, every one at once."""
+        if not nodes:
+            return
+        pool = ThreadPoolExecutor(len(nodes))
+        with self._lock:
+            for node in nodes:
+                self._started[node.path] = pool.submit(store.read_array, node, Ellipsis)
+        pool.shutdown(wait=False)   # its threads end with the reads
+
+    def started(self, node, take=False):
+        """The read started for ``node`` (a future), or None; ``take``: hand
+        it over (later calls get None)."""
+        with self._lock:
+            return (self._started.pop if take else self._started.get)(node.path, None)
+
+    def clear(self):
+        with self._lock:
+            self._started.clear()
+
+
 class ZarrsyncBackendArray(BackendArray):
     """A lazily read zarrsync array: each indexing request is one
     ``store.read_array`` call with an orthogonal selection."""
 
-    __slots__ = ("store", "node", "shape", "dtype")
+    __slots__ = ("store", "node", "shape", "dtype", "ahead")
 
-    def __init__(self, store, node, shape, dtype):
+    def __init__(self, store, node, shape, dtype, ahead=None):
         self.store = store
         self.node = node
         self.shape = tuple(shape)
         self.dtype = dtype
+        #: The ``ReadsAhead`` of the dataset being opened, or None.
+        self.ahead = ahead
 
     def __getstate__(self):
+        # Copies share ``ahead`` (xarray copies variables while it opens);
+        # pickles get an empty one.
         return {"store": self.store, "node": self.node, "shape": self.shape,
-                "dtype": self.dtype}
+                "dtype": self.dtype, "ahead": self.ahead}
 
     def __setstate__(self, state):
         for key, value in state.items():
@@ -132,11 +182,20 @@ class ZarrsyncBackendArray(BackendArray):
 
     def _read(self, key):
         # ``key``: ints, slices with a positive step, and sorted 1-D int arrays.
-        if all(type(k) is slice and k == slice(None) for k in key):
-            selection = Ellipsis
-        else:
-            selection = tuple(k if isinstance(k, (slice, np.ndarray)) else int(k)
-                              for k in key)
+        whole = len(key) == len(self.shape) and all(
+            type(k) is slice and k.indices(n) == (0, n, 1) for k, n in zip(key, self.shape))
+        selection = Ellipsis if whole else tuple(
+            k if isinstance(k, (slice, np.ndarray)) else int(k) for k in key)
+        started = self.ahead.started(self.node, take=whole) if self.ahead is not None else None
+        if started is not None:
+            try:
+                values = started.result()
+            except Exception:  # noqa: BLE001 -- the read below says what is wrong
+                pass
+            else:
+                # Parts (CF decoding looks at a time axis's first and last
+                # values) are copies; the whole read is handed over once.
+                return values if whole else np.array(_orthogonal(values, selection))
         return self.store.read_array(self.node, selection)
 
     def __getitem__(self, key):
@@ -162,18 +221,29 @@ class ZarrsyncDataStore(AbstractDataStore):
     """
 
     __slots__ = ("store", "group", "zarr_format", "_use_fill_as_mask", "_close_store",
-                 "_arrays", "_group_attrs", "_metas")
+                 "_arrays", "_group_attrs", "_metas", "_ahead")
 
     def __init__(self, store, group=None, use_zarr_fill_value_as_mask=None,
                  close_store=False, zarr_format=None):
         self.store = store
         self.group = _group_node(group)
         self._close_store = close_store
+        self._ahead = ReadsAhead()
+        # Listed once (from consolidated metadata when present), as zarr's
+        # ``cache_members``; on a store of round trips, while the group's own
+        # metadata is read.
+        pool = ThreadPoolExecutor(1) if store.reads_ahead else None
+        children = pool.submit(store.find_child_nodes, self.group) if pool else None
         try:
             group_meta = store.group_metadata(self.group)
+            arrays, _groups = (children.result() if children
+                               else store.find_child_nodes(self.group))
         except KeyError as err:
             raise FileNotFoundError(
                 f"no Zarr group {self.group.path!r} in {store!r}") from err
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         self.zarr_format = getattr(group_meta, "zarr_format", 3)
         if zarr_format is not None and int(zarr_format) != self.zarr_format:
             raise ValueError(f"zarr_format={zarr_format} was asked for, but group "
@@ -183,9 +253,6 @@ class ZarrsyncDataStore(AbstractDataStore):
         if use_zarr_fill_value_as_mask is None:
             use_zarr_fill_value_as_mask = self.zarr_format == 2
         self._use_fill_as_mask = bool(use_zarr_fill_value_as_mask)
-        # Listed once (from consolidated metadata when present), as zarr's
-        # ``cache_members``.
-        arrays, _groups = store.find_child_nodes(self.group)
         self._arrays = {node.name: node for node in arrays}
         # The group's consolidated metadata, where it holds some, gives every
         # array's metadata at once, as engine="zarr" takes it: no request per
@@ -203,6 +270,33 @@ class ZarrsyncDataStore(AbstractDataStore):
     def __setstate__(self, state):
         for key, value in state.items():
             setattr(self, key, value)
+        self._ahead = ReadsAhead()
+
+    def read_indexes_ahead(self, skip=()):
+        """Start reading every dimension coordinate (a 1-D array named after
+        its dimension, which xarray reads while it opens, to index it) at
+        once, on a store whose requests are round trips: one round trip for
+        them all, not one after another. Only arrays whose metadata is known
+        already (consolidated) are read ahead; ``skip``: names not to read.
+        Returns the names whose reads started (taken by ``_read``, or
+        dropped by ``forget_reads_ahead``)."""
+        if not self.store.reads_ahead:
+            return []
+        wanted = []
+        for name, meta in self._metas.items():
+            try:
+                dims, _ = self._dims_and_attrs(name, meta)
+            except KeyError:
+                continue
+            if dims == (name,) and name not in skip:
+                wanted.append(name)
+        self._ahead.start(self.store, [self._arrays[name] for name in wanted])
+        return wanted
+
+    def forget_reads_ahead(self):
+        """Drop the reads started ahead that nothing took: a variable read
+        later is read then, as it is stored then."""
+        self._ahead.clear()
 
     # -- the metadata of one array ---------------------------------------
 
@@ -234,7 +328,7 @@ class ZarrsyncDataStore(AbstractDataStore):
         dims, attributes = self._dims_and_attrs(name, meta)
         dtype = meta.dtype
         data = indexing.LazilyIndexedArray(
-            ZarrsyncBackendArray(self.store, node, meta.shape, dtype))
+            ZarrsyncBackendArray(self.store, node, meta.shape, dtype, ahead=self._ahead))
         chunks, shards = _inner_chunks_and_shards(meta)
         encoding = {"chunks": chunks, "preferred_chunks": dict(zip(dims, chunks)),
                     "shards": shards}
@@ -274,6 +368,12 @@ class ZarrsyncDataStore(AbstractDataStore):
     def close(self):
         if self._close_store:
             self.store.close()
+
+
+def _names(drop_variables):
+    if drop_variables is None:
+        return set()
+    return {drop_variables} if isinstance(drop_variables, str) else set(drop_variables)
 
 
 def _looks_like_zarr(path):
@@ -353,8 +453,9 @@ class ZarrsyncBackendEntrypoint(BackendEntrypoint):
                 if not given:
                     store.close()
                 raise
+        started = data_store.read_indexes_ahead(skip=_names(drop_variables))
         try:
-            return StoreBackendEntrypoint().open_dataset(
+            dataset = StoreBackendEntrypoint().open_dataset(
                 data_store,
                 mask_and_scale=mask_and_scale,
                 decode_times=decode_times,
@@ -364,6 +465,14 @@ class ZarrsyncBackendEntrypoint(BackendEntrypoint):
                 use_cftime=use_cftime,
                 decode_timedelta=decode_timedelta,
             )
+            # Loaded here, as the reads started ahead arrive (xarray would read
+            # them one after another to index them).
+            for name in started:
+                if name in dataset.variables:
+                    dataset.variables[name].load()
+            return dataset
         except BaseException:
             data_store.close()
             raise
+        finally:
+            data_store.forget_reads_ahead()

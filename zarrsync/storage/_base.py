@@ -8,6 +8,7 @@ which each store object delegates to.
 """
 
 from abc import ABCMeta, abstractmethod
+from concurrent.futures import Future
 
 from ..errors import ReadOnlyStoreError
 from ..nodes import GroupNode
@@ -15,13 +16,42 @@ from ._buffer import watch_key_value_methods
 from ._chunks import stored_chunks
 from ._hierarchy import Hierarchy
 
-__all__ = ["Store"]
+__all__ = ["Pending", "Store"]
 
 
 def _path_of(node):
     """A node's path for messages (whatever the caller passed, if it is no node)."""
     path = getattr(node, "path", None)
     return path if isinstance(path, str) else repr(node)
+
+
+class Pending:
+    """A read started ahead (``get_many_ahead``, ``get_partial_values_ahead``).
+
+    Call it to wait for the values (or the read's error);
+    ``add_done_callback(fn)`` calls ``fn()`` once they have come, at once if
+    they have (so that a caller can take reads in the order they finish).
+    """
+
+    __slots__ = ("_future", "_finish")
+
+    def __init__(self, future, finish=None):
+        self._future = future
+        self._finish = finish
+
+    @classmethod
+    def ready(cls, values):
+        """A read that is already done: ``values``."""
+        future = Future()
+        future.set_result(values)
+        return cls(future)
+
+    def __call__(self):
+        result = self._future.result()
+        return result if self._finish is None else self._finish(result)
+
+    def add_done_callback(self, fn):
+        self._future.add_done_callback(lambda _future: fn())
 
 
 class Store(metaclass=ABCMeta):
@@ -168,18 +198,18 @@ class Store(metaclass=ABCMeta):
         sizes = ((key, self.getsize(key)) for key in self.list_prefix(prefix))
         return [(key, size) for key, size in sizes if size is not None]
 
-    def get_many_ahead(self, keys):
-        """Start ``get_many(keys)``; returns a function that waits for its
-        result (see ``get_partial_values_ahead``)."""
-        values = self.get_many(keys)
-        return lambda: values
+    def get_many_ahead(self, keys, buffers=False):
+        """Start ``get_many(keys)``: a ``Pending`` (see
+        ``get_partial_values_ahead``). ``buffers``: the values may be any
+        read-only objects with the buffer protocol (a client's own, not
+        copied into ``bytes``)."""
+        return Pending.ready(self.get_many(keys))
 
     def get_partial_values_ahead(self, key_ranges):
-        """Start ``get_partial_values(key_ranges)``; returns a function that
-        waits for its result. A backend with ``reads_ahead`` runs the requests
-        while the caller does other work; this default reads at once."""
-        values = self.get_partial_values(key_ranges)
-        return lambda: values
+        """Start ``get_partial_values(key_ranges)``: a ``Pending``, which waits
+        for the values when called. A backend with ``reads_ahead`` runs the
+        requests while the caller does other work; this default reads at once."""
+        return Pending.ready(self.get_partial_values(key_ranges))
 
     def set_many(self, keys, values):
         """Store each of ``values`` at its key of ``keys``; ``None`` erases the key."""

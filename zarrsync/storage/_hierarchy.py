@@ -132,8 +132,8 @@ class Hierarchy:
     def reads_ahead(self):
         return self.store.reads_ahead
 
-    def get_many_ahead(self, keys):
-        return self.store.get_many_ahead(keys)
+    def get_many_ahead(self, keys, buffers=False):
+        return self.store.get_many_ahead(keys, buffers=buffers)
 
     def get_ranges(self, key_ranges):
         return self.store.get_partial_values(key_ranges)
