@@ -310,6 +310,26 @@ def test_parts_answered_from_a_read_ahead_equal_the_store_s_reads():
         np.testing.assert_array_equal(_orthogonal(values, sel), store.read_array(node, sel))
 
 
+@pytest.mark.skipif(not hasattr(xr.Dataset, "load_async"), reason="xarray without load_async")
+def test_load_async_reads_the_variables_at_the_same_time(tmp_path, monkeypatch):
+    import asyncio
+    import threading
+    folder = _write(_sample(), str(tmp_path / "async.zarr"), 3, True)
+    ours = xr.open_dataset(folder, engine="zarrsync")
+    threads = set()
+    real = zs.Store.read_array
+
+    def recording(self, node, selection=Ellipsis, dtype=None):
+        threads.add(threading.get_ident())
+        return real(self, node, selection, dtype)
+
+    monkeypatch.setattr(zs.Store, "read_array", recording)
+    loaded = asyncio.run(ours.load_async())
+    assert threading.get_ident() not in threads and len(threads) > 1
+    monkeypatch.undo()
+    xr.testing.assert_identical(loaded, xr.open_dataset(folder, engine="zarr").load())
+
+
 def test_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError):
         xr.open_dataset(str(tmp_path / "absent.zarr"), engine="zarrsync")

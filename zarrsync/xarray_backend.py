@@ -25,6 +25,7 @@ Registered with xarray through the ``xarray.backends`` entry point
 ``zarrsync`` (``pyproject.toml``).
 """
 
+import asyncio
 import base64
 import os
 import struct
@@ -201,6 +202,11 @@ class ZarrsyncBackendArray(BackendArray):
     def __getitem__(self, key):
         return indexing.explicit_indexing_adapter(
             key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+
+    async def async_getitem(self, key):
+        """``self[key]`` on a thread, not blocking the event loop: with it,
+        ``Dataset.load_async()`` reads every variable at the same time."""
+        return await asyncio.to_thread(self.__getitem__, key)
 
     def get_array(self):
         """All of the array, read now."""
