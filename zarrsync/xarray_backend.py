@@ -121,7 +121,7 @@ def _orthogonal(values, selection):
     return values
 
 
-class ReadsAhead:
+class _ReadsAhead:
     """Reads of whole arrays started together while a dataset opens, each
     taken by the first read of all of its array (from any copy of it); reads
     of parts before that are answered from it too."""
@@ -168,7 +168,7 @@ class ZarrsyncBackendArray(BackendArray):
         self.node = node
         self.shape = tuple(shape)
         self.dtype = dtype
-        #: The ``ReadsAhead`` of the dataset being opened, or None.
+        #: The ``_ReadsAhead`` of the dataset being opened, or None.
         self.ahead = ahead
 
     def __getstate__(self):
@@ -234,7 +234,7 @@ class ZarrsyncDataStore(AbstractDataStore):
         self.store = store
         self.group = _group_node(group)
         self._close_store = close_store
-        self._ahead = ReadsAhead()
+        self._ahead = _ReadsAhead()
         # Listed once (from consolidated metadata when present), as zarr's
         # ``cache_members``; on a store of round trips, while the group's own
         # metadata is read.
@@ -276,7 +276,7 @@ class ZarrsyncDataStore(AbstractDataStore):
     def __setstate__(self, state):
         for key, value in state.items():
             setattr(self, key, value)
-        self._ahead = ReadsAhead()
+        self._ahead = _ReadsAhead()
 
     def read_indexes_ahead(self, skip=()):
         """Start reading every dimension coordinate (a 1-D array named after
