@@ -329,12 +329,13 @@ def stored_rows(chain, shape):
 
 @pytest.mark.parametrize("fast_paths", [True, False])
 @pytest.mark.parametrize("chain", ["zstd", "gzip", "zstd+crc32c"])
-def test_chunks_of_whole_rows_decode_in_place_on_both_routes(fast_paths, chain):
+@pytest.mark.parametrize("dtype", ["float32", "datetime64[ns]"])
+def test_chunks_of_whole_rows_decode_in_place_on_both_routes(fast_paths, chain, dtype):
     """Chunks that lie in the output as one run are decoded straight into it
     (native batches and the portable route alike); those that do not, and
     outputs of another layout, go through a chunk-sized buffer."""
-    values = field((12, 40))
-    store = new_array((12, 40), (3, 40), chain=chain)
+    values = field((12, 40)).astype("int64").astype(dtype)
+    store = new_array((12, 40), (3, 40), chain=chain, dtype=dtype)
     store.write_array(NODE, ..., values)
     selections = [Ellipsis, (slice(3, 9),), (slice(2, 11),), (slice(None), slice(0, 39)),
                   (slice(0, 12, 2),), (5,), (slice(None), 7)]
@@ -355,16 +356,18 @@ def test_large_zstd_chunks_go_to_the_newer_zstd(per_chunk_decodes, monkeypatch,
     smaller chunks always go in batches. Both give the stored values."""
     monkeypatch.setattr(zstd_module, "_bundled_is_newer", lambda: bundled_is_newer)
     row = zstd_module.BUNDLED_MIN_BYTES // 4
-    for rows, width in [(6, row), (6, row // 2)]:
-        values = field((rows, width))
-        store = new_array((rows, width), (1, width), chain="zstd")
+    for rows, width, dtype in [(6, row, "float32"), (6, row // 2, "float32"),
+                               (6, row // 2, "datetime64[ms]")]:
+        values = field((rows, width), dtype="float64").astype("int64").astype(dtype) \
+            if dtype.startswith("datetime") else field((rows, width))
+        store = new_array((rows, width), (1, width), chain="zstd", dtype=dtype)
         store.write_array(NODE, ..., values)
         per_chunk_decodes.clear()
         with threads(2):
             np.testing.assert_array_equal(store.read_array(NODE), values)
             np.testing.assert_array_equal(store.read_array(NODE, (slice(1, 5), slice(3, 9))),
                                           values[1:5, 3:9])
-        large = width * 4 >= zstd_module.BUNDLED_MIN_BYTES
+        large = width * np.dtype(dtype).itemsize >= zstd_module.BUNDLED_MIN_BYTES
         assert len(per_chunk_decodes) == (10 if large and bundled_is_newer else 0)
 
 

@@ -187,8 +187,9 @@ class _Read:
     def _each(self, indices):
         n = self.layout.unit_nbytes
         scratch = _scratch.buffer("decoded", n)
-        # Where a chunk lies in the output as one run, it is decoded in place.
-        flat = (memoryview(self.out).cast("B")
+        # Where a chunk lies in the output as one run, it is decoded in place
+        # (a NumPy view: datetimes have no buffer format for a memoryview).
+        flat = (self.out.reshape(-1).view(np.uint8)
                 if self.chain.decodes_into and self.out.flags.c_contiguous else None)
         for i in indices:
             offset = -1 if flat is None else self.plan.contiguous_offset(i, self.out)
