@@ -112,7 +112,7 @@ class ArrayLayout:
         if chain.stores_raw:
             buf = unit.reshape(-1).view(np.uint8)
             raw = chain.decode_raw(stored, buf, name)
-            if not (isinstance(raw, memoryview) and raw.obj is buf):
+            if not chain.decodes_into:
                 buf[:] = np.frombuffer(raw, dtype=np.uint8)
         else:
             transform.copy_into(chain.decode(stored, name), unit)

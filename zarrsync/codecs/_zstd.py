@@ -84,23 +84,27 @@ def _native_context(level, checksum):
     return ctx
 
 
-def _bundled_version():
-    """The zstd version the ``zstandard`` package carries, as libzstd numbers
-    it (1.5.7 is 10507), or 0 where it does not import."""
+@functools.cache
+def _zstandard():
+    """The ``zstandard`` module, or ``None`` where it does not import
+    (imported on first use, as numcodecs is)."""
     try:
         import zstandard
     except ImportError:
-        return 0
-    major, minor, patch = zstandard.ZSTD_VERSION[:3]
-    return major * 10000 + minor * 100 + patch
+        return None
+    return zstandard
 
 
 @functools.cache
 def _bundled_is_newer():
     # Newer zstd decodes literals faster (1.5.6 unrolled its Huffman decoder
     # by hand; gcc builds of older ones leave the loops rolled).
+    zstandard = _zstandard()
+    if zstandard is None:
+        return False
+    major, minor, patch = zstandard.ZSTD_VERSION[:3]   # libzstd numbers 1.5.7 as 10507
     native = native_library()
-    return _bundled_version() > (native[1] if native else 0)
+    return major * 10000 + minor * 100 + patch > (native[1] if native else 0)
 
 
 def _bundled_decodes(nbytes):
@@ -115,8 +119,7 @@ def _bundled_decompressor():
     # zstandard's decompressors are not thread-safe: one per thread.
     dctx = getattr(_local, "bundled", None)
     if dctx is None:
-        import zstandard
-        dctx = _local.bundled = zstandard.ZstdDecompressor()
+        dctx = _local.bundled = _zstandard().ZstdDecompressor()
     return dctx
 
 
@@ -372,7 +375,6 @@ class Zstd(BytesToBytesCodec):
         size, exact = _scan(view, expected)
         if exact and size != expected:
             raise CodecError(f"zstd: the frames hold {size} bytes, expected {expected}")
-        import zstandard
         target = memoryview(out).cast("B")
         filled = 0
         try:
@@ -383,7 +385,7 @@ class Zstd(BytesToBytesCodec):
                         break
                     filled += n
                 more = reader.read(1)
-        except zstandard.ZstdError as e:
+        except _zstandard().ZstdError as e:
             raise _error(e, expected) from None
         if filled != expected or more:
             held = f"{filled}" if not more else f"more than {expected}"
