@@ -15,6 +15,9 @@ inside a random one of them, so the kill cuts a temporary file (a chunk's or
 zarr.json's) in half. In a "stall" round the kill comes while the child
 hangs in a random ``os.replace`` call, after a temporary file is complete
 but before it is moved into place.
+
+An erase killed after it moved a node's folder out of sight, before it
+deleted it, leaves no node that zarrsync or zarr-python would list.
 """
 
 import os
@@ -335,3 +338,55 @@ def test_sigkill_keeps_consolidated_metadata_true(tmp_path, seed, zarr_format):
         if isinstance(node, zarr.Array):
             assert consolidated[path].shape == node.shape, path
         assert dict(consolidated[path].attrs) == dict(node.attrs), path
+
+
+ERASE_CHILD = r"""
+import shutil, sys, time
+import zarrsync as zs
+
+root, node, follow_links = sys.argv[1], sys.argv[5], sys.argv[6] == "True"
+out = sys.stdout
+def stalled_rmtree(*args, **kwargs):  # the folder is moved out of sight, not yet deleted
+    out.write("caught\n"); out.flush()
+    time.sleep(60)
+shutil.rmtree = stalled_rmtree
+store = zs.FilesystemStore(root, follow_links=follow_links)
+out.write("ready\n"); out.flush()
+if node.endswith("arr"):
+    store.erase_array_node(zs.ArrayNode.of_path(node))
+else:
+    store.erase_group_node(zs.GroupNode.of_path(node))
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Object at .*zarrsync-tmp")  # what the killed erase leaves
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("erased", ["/g/arr", "/g"])
+@pytest.mark.parametrize("follow_links", [True, False], ids=["links", "confined"])
+def test_sigkill_mid_erase_leaves_no_node_for_any_reader(tmp_path, zarr_format, erased,
+                                                         follow_links):
+    root = tmp_path / "store.zarr"
+    store = zs.FilesystemStore(root)
+    store.create_group(GroupNode.root(), zarr_format=zarr_format)
+    store.create_array(ArrayNode.of_path("/g/arr"), shape=(4,), chunks=(2,), dtype="int32",
+                       zarr_format=zarr_format)
+    store.write_array(ArrayNode.of_path("/g/arr"), ..., np.arange(4, dtype="int32"))
+    store.create_array(ArrayNode.of_path("/keep"), shape=(2,), chunks=(2,), dtype="uint8",
+                       zarr_format=zarr_format)
+
+    run_child(root, 0, "stall", 0, script=ERASE_CHILD, extra=[erased, str(follow_links)])
+
+    leftovers = [n for n in os.listdir(root) if n.endswith(".zarrsync-tmp")]
+    assert len(leftovers) == 1, "the kill did not land between the move and the delete"
+    holder = root / leftovers[0]
+    assert os.listdir(holder) == ["node"]   # the erased folder, below a folder of no node
+    store = zs.FilesystemStore(root, mode="r")
+    expected = {"/keep"} | ({"/g"} if erased == "/g/arr" else set())
+    arrays, groups = store.find_all_nodes()
+    assert {str(n) for n in arrays + groups} - {"/"} == expected
+    plain = zarr.open_group(zarr.storage.LocalStore(str(root), read_only=True), mode="r")
+    assert {"/" + path for path, _ in plain.members(max_depth=None)} == expected
+
+    # Clearing the store removes what the kill left.
+    zs.FilesystemStore(root, follow_links=follow_links).erase_prefix("")
+    assert os.listdir(root) == []

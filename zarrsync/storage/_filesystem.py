@@ -14,10 +14,12 @@ temporary file is named ``.<name>.<random>.zarrsync-tmp``. Listing skips
 such names, and no key may use them. One a killed writer leaves behind is
 harmless, and ``erase_prefix`` of an enclosing prefix removes it.
 
-``erase_prefix`` first renames the folder to a hidden name of the same form,
-then deletes it. A concurrent reader sees the whole prefix at once or none
-of it. A concurrent writer whose key lay under the prefix ends up with the
-old folder (and the value is erased with it) or with a new folder.
+``erase_prefix`` first moves the folder into a new hidden folder named in
+the same form, then deletes that. A concurrent reader sees the whole prefix
+at once or none of it. A concurrent writer whose key lay under the prefix
+ends up with the old folder (and the value is erased with it) or with a new
+folder. What an erase killed midway leaves is no node to any reader: the
+node's documents lie a level below the hidden folder.
 
 A file and a folder cannot share a name. So, unlike an in-memory store, key
 ``"a"`` and key ``"a/b"`` cannot both exist, and setting one while the other
@@ -764,7 +766,7 @@ class FilesystemStore(Store):
 
     def _remove_tree(self, path, dir_fd=None, root_fd=None):
         """Delete file or folder ``path`` (relative to ``dir_fd`` if given, the
-        store root then being open as ``root_fd``); a folder is first renamed
+        store root then being open as ``root_fd``); a folder is first moved
         out of sight. Links are removed, never followed.
 
         A concurrent writer never makes this fail. Its call may have looked
@@ -796,10 +798,33 @@ class FilesystemStore(Store):
                     return
                 if not stat.S_ISDIR(info.st_mode):
                     raise
-        trash_name = _tmp_name("erased")
-        trash = trash_name if dir_fd is not None else os.path.join(self._root, trash_name)
+        # The folder goes into a new hidden folder of its own, so what a killed
+        # erase leaves holds no metadata document at its top: no reader takes it
+        # for a node (zarr-python lists hidden folders too).
+        holder_name = _tmp_name("erased")
+        holder = holder_name if root_fd is not None else os.path.join(self._root, holder_name)
+        os.mkdir(holder, dir_fd=root_fd)
         try:
-            os.rename(path, trash, src_dir_fd=dir_fd, dst_dir_fd=root_fd)
+            self._move_into(path, dir_fd, holder, root_fd)
+        finally:
+            for _ in range(_ERASE_ATTEMPTS):
+                shutil.rmtree(holder, onerror=_ignore_missing_and_refilled, dir_fd=root_fd)
+                if not _lexists(holder, root_fd):
+                    break
+            else:
+                raise OSError(errno.ENOTEMPTY, "writers keep adding to the folder being erased",
+                              holder)
+
+    @staticmethod
+    def _move_into(path, dir_fd, holder, root_fd):
+        """Rename ``path`` into the new folder ``holder``; in place, delete it
+        when ``holder`` is on another file system."""
+        if root_fd is None:
+            target, holder_fd = os.path.join(holder, "node"), None
+        else:  # by descriptor, so a link swapped in for the holder is not followed
+            target, holder_fd = "node", os.open(holder, _DIR_NOFOLLOW, dir_fd=root_fd)
+        try:
+            os.rename(path, target, src_dir_fd=dir_fd, dst_dir_fd=holder_fd)
         except FileNotFoundError:
             return
         except OSError as e:
@@ -808,20 +833,9 @@ class FilesystemStore(Store):
             # Another file system is mounted there: delete in place. Whatever a
             # writer puts in the folder meanwhile was written after the erase: it stays.
             shutil.rmtree(path, onerror=_ignore_missing_and_refilled, dir_fd=dir_fd)
-            return
-        try:
-            info = os.lstat(trash, dir_fd=root_fd)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISDIR(info.st_mode):
-            # A writer replaced the folder with a file before the rename.
-            self._unlink_quietly(trash, root_fd)
-            return
-        for _ in range(_ERASE_ATTEMPTS):
-            shutil.rmtree(trash, onerror=_ignore_missing_and_refilled, dir_fd=root_fd)
-            if not _lexists(trash, root_fd):
-                return
-        raise OSError(errno.ENOTEMPTY, "writers keep adding to the folder being erased", trash)
+        finally:
+            if holder_fd is not None:
+                os.close(holder_fd)
 
     def erase_prefix(self, prefix):
         if self._read_only:
