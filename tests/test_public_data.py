@@ -108,14 +108,14 @@ ARANGE_10x10 = np.arange(100, dtype=np.float32).reshape(10, 10)
 ARANGE_100x100_U16 = np.arange(100 * 100, dtype=np.uint16).reshape(100, 100)
 # zarrs/tests/data/zarr_python_numpy_time.py (numpy casts the list to each unit; the
 # picosecond cast of 8760 h wraps around, and zarr-python stored the wrapped value)
-DATETIMES = np.array([np.datetime64(0, "Y"), np.datetime64("nat"), np.datetime64("2005-02-03"),
+DATETIMES = np.array([np.datetime64(0, "Y"), np.datetime64("NaT", "s"), np.datetime64("2005-02-03"),
                       np.datetime64("2005-02-03T04:05"), np.datetime64("2005-02-03T04:05:06"),
-                      np.datetime64("nat")])
+                      np.datetime64("NaT", "s")])
 TIMEDELTAS = np.array([np.timedelta64(8760, "h"), np.timedelta64(2, "W"), np.timedelta64(3, "D"),
                        np.timedelta64(4, "h"), np.timedelta64(5, "m"), np.timedelta64(6, "s"),
                        np.timedelta64(7_000, "ms"), np.timedelta64(8_000_000, "us"),
-                       np.timedelta64(9_000_000_000, "ns"), np.timedelta64(0),
-                       np.timedelta64("NaT")])
+                       np.timedelta64(9_000_000_000, "ns"), np.timedelta64(0, "ns"),
+                       np.timedelta64("NaT", "ns")])
 # zarrs/tests/data/zarr_python_fixed_length_utf32.py, zarrs/tests/zarr_python_fixed_length_utf32.rs
 UTF32_STRINGS = ["abc", "\N{PARTY POPPER}", "hi", "te", ""]
 

@@ -23,8 +23,8 @@ from .codecs import (ArrayToArrayCodec, Blosc, Bytes, BytesToBytesCodec, Gzip,
                      VlenUtf8, Zstd)
 from .codecs._bytes import NATIVE_ENDIAN, swap_unit
 from .codecs._numcodecs import ARRAY_TO_ARRAY, BYTES_TO_BYTES
-from .dtypes import (BYTES_DTYPE, STRING_DTYPE, encode_fill_value, low_complex_name, parse_dtype,
-                     parse_fill_value)
+from .dtypes import (BYTES_DTYPE, STRING_DTYPE, encode_fill_value, low_complex_name, not_a_time,
+                     parse_dtype, parse_fill_value)
 from .errors import CodecError, InvalidDataType, ParseError, short_repr
 
 __all__ = ["ZARRAY", "ZGROUP", "ZATTRS", "ZMETADATA", "parse_zarray", "zarray_fields",
@@ -162,7 +162,7 @@ def parse_v2_fill(value, dtype, field):
                              f"characters, got {short_repr(value)}")
         return np.array(value, dtype=dtype)[()]
     if kind in "Mm" and value == "NaT":
-        return np.array("NaT", dtype=dtype)[()]
+        return not_a_time(dtype)
     return parse_fill_value(value, dtype, field)
 
 

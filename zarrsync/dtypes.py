@@ -422,13 +422,20 @@ def _base64(value, field, what):
         raise ParseError(f"{field}: {short_repr(value)} is not base64") from None
 
 
+def not_a_time(dtype):
+    """NaT of the datetime64 or timedelta64 ``dtype``, from its bit pattern
+    (NumPy deprecates parsing "NaT" into the generic unit)."""
+    bits = np.array(-2**63, dtype=np.dtype(np.int64).newbyteorder(dtype.byteorder))
+    return bits.view(dtype)[()]
+
+
 def _extension_fill_from_json(value, dtype, family, field):
     """Fill values of the configured extension types, as zarr-extensions encodes them."""
     name = dtype_name(dtype)["name"]
     if family == "time":
         # An integer count of units (NaT is -2**63), or "NaT".
         if value == "NaT":
-            return np.array("NaT", dtype=dtype)[()]
+            return not_a_time(dtype)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParseError(f"{field}: expected an integer or 'NaT' for {name}, got "
                              f"{short_repr(value)}")
@@ -654,7 +661,7 @@ def _coerce_extension_fill(value, dtype, family):
     name = dtype_name(dtype)["name"]
     if value is None:
         # zarr-python 3.4's defaults: NaT for times, zero bytes otherwise.
-        return np.array("NaT" if family == "time" else np.zeros((), dtype), dtype=dtype)[()]
+        return not_a_time(dtype) if family == "time" else np.zeros((), dtype)[()]
 
     def bad():  # lazily: the repr of a wide value is costly
         return InvalidDataType(f"fill value {short_repr(value)} does not fit data type "
@@ -680,7 +687,7 @@ def _coerce_extension_fill(value, dtype, family):
             if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
                 return parse_fill_value(int(value), dtype)
             if isinstance(value, str):  # "NaT"
-                return np.array(value, dtype=dtype)[()]
+                return not_a_time(dtype)
             raise bad()
         if family == "utf32":
             if not isinstance(value, str) or len(value) > dtype.itemsize // 4:
