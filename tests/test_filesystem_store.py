@@ -548,13 +548,9 @@ def test_a_set_into_the_folder_being_erased_never_fails_the_erase(tmp_path, monk
         return real_rename(src, dst, **kwargs)
 
     def rmdir(path, *, dir_fd=None):
-        # rmtree's call on the erased folder, now empty. Let the writer in first.
-        # Moved, it is entry "node" of its hidden holder; in place, rmtree's top.
-        if renamed_to:
-            last = dir_fd is not None and path == os.path.basename(renamed_to[0])
-        else:
-            last = dir_fd is None and path == folder
-        if last and not emptied.is_set():
+        # rmtree's last call: the folder it deletes, now empty. Let the writer in first.
+        erased = renamed_to[0] if renamed_to else folder
+        if dir_fd is None and path == erased and not emptied.is_set():
             emptied.set()
             assert written.wait(10)
         return real_rmdir(path, dir_fd=dir_fd)

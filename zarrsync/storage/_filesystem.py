@@ -804,38 +804,50 @@ class FilesystemStore(Store):
         holder_name = _tmp_name("erased")
         holder = holder_name if root_fd is not None else os.path.join(self._root, holder_name)
         os.mkdir(holder, dir_fd=root_fd)
+        # By descriptor when confined, so a link swapped in for the holder is not followed.
+        holder_fd = None if root_fd is None else os.open(holder, _DIR_NOFOLLOW, dir_fd=root_fd)
+        moved = "node" if holder_fd is not None else os.path.join(holder, "node")
         try:
-            self._move_into(path, dir_fd, holder, root_fd)
-        finally:
-            for _ in range(_ERASE_ATTEMPTS):
-                shutil.rmtree(holder, onerror=_ignore_missing_and_refilled, dir_fd=root_fd)
-                if not _lexists(holder, root_fd):
-                    break
-            else:
-                raise OSError(errno.ENOTEMPTY, "writers keep adding to the folder being erased",
-                              holder)
-
-    @staticmethod
-    def _move_into(path, dir_fd, holder, root_fd):
-        """Rename ``path`` into the new folder ``holder``; in place, delete it
-        when ``holder`` is on another file system."""
-        if root_fd is None:
-            target, holder_fd = os.path.join(holder, "node"), None
-        else:  # by descriptor, so a link swapped in for the holder is not followed
-            target, holder_fd = "node", os.open(holder, _DIR_NOFOLLOW, dir_fd=root_fd)
-        try:
-            os.rename(path, target, src_dir_fd=dir_fd, dst_dir_fd=holder_fd)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise
-            # Another file system is mounted there: delete in place. Whatever a
-            # writer puts in the folder meanwhile was written after the erase: it stays.
-            shutil.rmtree(path, onerror=_ignore_missing_and_refilled, dir_fd=dir_fd)
+            if self._move_or_delete(path, dir_fd, moved, holder_fd):
+                self._delete_moved(moved, holder_fd)
         finally:
             if holder_fd is not None:
                 os.close(holder_fd)
+        os.rmdir(holder, dir_fd=root_fd)
+
+    @staticmethod
+    def _move_or_delete(path, dir_fd, moved, holder_fd):
+        """Rename folder ``path`` to ``moved``; True if it moved. When that is on
+        another file system, delete the folder in place instead."""
+        try:
+            os.rename(path, moved, src_dir_fd=dir_fd, dst_dir_fd=holder_fd)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+        # Another file system is mounted there: delete in place. Whatever a
+        # writer puts in the folder meanwhile was written after the erase: it stays.
+        shutil.rmtree(path, onerror=_ignore_missing_and_refilled, dir_fd=dir_fd)
+        return False
+
+    def _delete_moved(self, moved, holder_fd):
+        """Delete what ``_move_or_delete`` moved, again while writers that
+        looked it up before the move keep adding to it."""
+        try:
+            info = os.lstat(moved, dir_fd=holder_fd)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(info.st_mode):
+            # A writer replaced the folder with a file before the rename.
+            self._unlink_quietly(moved, holder_fd)
+            return
+        for _ in range(_ERASE_ATTEMPTS):
+            shutil.rmtree(moved, onerror=_ignore_missing_and_refilled, dir_fd=holder_fd)
+            if not _lexists(moved, holder_fd):
+                return
+        raise OSError(errno.ENOTEMPTY, "writers keep adding to the folder being erased", moved)
 
     def erase_prefix(self, prefix):
         if self._read_only:
