@@ -585,6 +585,26 @@ def test_a_set_into_the_folder_being_erased_never_fails_the_erase(tmp_path, monk
     assert not any(_is_tmp(f) for f in folders_under(tmp_path))
 
 
+@pytest.mark.parametrize("follow_links", [True, False], ids=["links", "confined"])
+def test_a_failed_erase_keeps_the_folder_and_leaves_nothing_hidden(tmp_path, monkeypatch,
+                                                                   follow_links):
+    store = zs.FilesystemStore(tmp_path, follow_links=follow_links)
+    store.set("grp/arr/c/0", b"chunk")
+    real_rename = os.rename
+
+    def refused_rename(src, dst, **kwargs):
+        if os.path.basename(src) == "arr":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), src)
+        return real_rename(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "rename", refused_rename)
+    with pytest.raises(zs.errors.StoreError, match="cannot erase prefix 'grp/arr/'"):
+        store.erase_prefix("grp/arr/")
+    monkeypatch.undo()
+    assert store.get("grp/arr/c/0") == b"chunk"
+    assert sorted(os.listdir(tmp_path)) == ["grp"]
+
+
 @pytest.mark.usefixtures("frequent_thread_switches")
 def test_set_races_erase_of_its_folder(tmp_path):
     """A write into a folder being erased lands whole or not at all; never an error.

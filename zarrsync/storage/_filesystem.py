@@ -813,7 +813,10 @@ class FilesystemStore(Store):
         finally:
             if holder_fd is not None:
                 os.close(holder_fd)
-        os.rmdir(holder, dir_fd=root_fd)
+            try:
+                os.rmdir(holder, dir_fd=root_fd)
+            except OSError:
+                pass  # left by an erase that failed: hidden, and no node
 
     @staticmethod
     def _move_or_delete(path, dir_fd, moved, holder_fd):
